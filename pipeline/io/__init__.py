@@ -1,0 +1,1 @@
+"""Data contract readers and writers: COCO manifests, crop manifests, images, atomic outputs."""

@@ -1,0 +1,293 @@
+"""params.yaml -> frozen typed sections.
+
+Every section is a frozen dataclass. ``load_params`` validates the whole file before any work:
+an unknown key, a missing section or a wrong type raises PipelineError naming the dotted key,
+e.g. ``crop.size: expected int > 0, got '128px'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import yaml
+
+from pipeline.errors import PipelineError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+def _c(default: Any, check: Callable[[Any], bool] | None = None, desc: str = "", choices: tuple = ()) -> Any:
+    """A dataclass field with a validation predicate and its human description."""
+    meta = {"check": check, "desc": desc, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+POS = (lambda v: v > 0, "> 0")
+NONNEG = (lambda v: v >= 0, ">= 0")
+UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
+
+
+# ---------------------------------------------------------------- render
+@dataclass(frozen=True)
+class CameraParams:
+    """Top-down equisolid fisheye (Blender PANO / FISHEYE_EQUISOLID)."""
+
+    width: int = _c(448, *POS)
+    height: int = _c(336, *POS)
+    lens_mm: float = _c(2.4, *POS)
+    sensor_mm: float = _c(12.0, *POS)
+    fov_deg: float = _c(180.0, lambda v: 0 < v <= 360, "in (0, 360]")
+    mount_m: float = _c(3.0, *POS)
+
+
+@dataclass(frozen=True)
+class SceneParams:
+    """Sampling ranges after seed Tables 7.1/7.2."""
+
+    room_m: tuple[float, float] = _c((7.0, 5.5), lambda v: min(v) > 0, "> 0")
+    desks: tuple[int, int] = _c((2, 4), lambda v: 0 <= v[0] <= v[1], "min <= max, >= 0")
+    sitting: tuple[int, int] = _c((1, 5), lambda v: 0 <= v[0] <= v[1], "min <= max, >= 0")
+    standing: tuple[int, int] = _c((0, 4), lambda v: 0 <= v[0] <= v[1], "min <= max, >= 0")
+    melanin: tuple[float, float] = _c((0.2, 1.0), lambda v: 0 <= v[0] <= v[1] <= 1, "0 <= min <= max <= 1")
+    saturation_std: float = _c(0.3, *NONNEG)
+    value_mean: float = _c(0.5, *UNIT)
+    value_std: float = _c(0.2, *NONNEG)
+    lights: tuple[int, int] = _c((1, 3), lambda v: 1 <= v[0] <= v[1], "1 <= min <= max")
+    motion_blur_m: float = _c(0.02, *NONNEG)
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    seed: int = _c(0, *NONNEG)
+    images: int = _c(32, *POS)
+    shards: int = _c(2, *POS)
+    samples: int = _c(16, *POS)
+    denoise: bool = _c(True)
+    device: str = _c("auto", choices=("auto", "cpu", "gpu"))
+    camera: CameraParams = field(default_factory=CameraParams)
+    scene: SceneParams = field(default_factory=SceneParams)
+    backgrounds: Optional[str] = _c(None)
+    assets: Optional[str] = _c(None)
+
+
+# ---------------------------------------------------------------- real
+@dataclass(frozen=True)
+class CameraModelParams:
+    """The demo_real stand-in's camera model, applied after rendering."""
+
+    noise_std: float = _c(0.03, *NONNEG)
+    vignetting: float = _c(0.35, *UNIT)
+    blur_sigma: float = _c(0.7, *NONNEG)
+    colour_cast: tuple[float, float, float] = _c((1.06, 1.0, 0.9), lambda v: min(v) > 0, "> 0")
+    jpeg_quality: int = _c(70, lambda v: 1 <= v <= 100, "in [1, 100]")
+
+
+@dataclass(frozen=True)
+class RealParams:
+    """The real domain: ``demo_real`` (a rendered stand-in) or a folder with <split>.json and images/."""
+
+    source: str = _c("demo_real")
+    seed: int = _c(1000, *NONNEG)
+    train: int = _c(16, *POS)
+    val: int = _c(8, *POS)
+    test: int = _c(8, *POS)
+    camera_model: CameraModelParams = field(default_factory=CameraModelParams)
+
+
+# ---------------------------------------------------------------- crop / refine / reinsert
+@dataclass(frozen=True)
+class CropFilterParams:
+    """Optional predicates; a crop failing any is skipped (the seed filtered real crops)."""
+
+    min_person_px: int = _c(0, *NONNEG)
+    max_centre_dist: float = _c(1.0, *POS)
+    min_head_box_px: int = _c(0, *NONNEG)
+
+
+@dataclass(frozen=True)
+class CropParams:
+    size: int = _c(128, lambda v: v >= 8, ">= 8")
+    offset: float = _c(0.3, lambda v: -1 <= v <= 1, "in [-1, 1]")
+    filter: CropFilterParams = field(default_factory=CropFilterParams)
+
+
+@dataclass(frozen=True)
+class RefineParams:
+    run: list[str] = _c(["identity"], lambda v: len(v) > 0, "(non-empty)")
+    configs: dict[str, dict] = _c({"identity": {"arch": "identity"}})
+
+
+@dataclass(frozen=True)
+class ReinsertParams:
+    feather: int = _c(4, *NONNEG)
+    mode: str = _c("residual", choices=("residual", "paste"))
+
+
+SECTIONS: dict[str, type] = {
+    "render": RenderParams,
+    "real": RealParams,
+    "crop": CropParams,
+    "refine": RefineParams,
+    "reinsert": ReinsertParams,
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    sections: dict[str, Any]
+    raw: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.sections[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def digest(self) -> str:
+        """Stable hash of the whole params file (MLflow tag)."""
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- validation
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return f"{_type_name(args[0])} or null"
+    if origin is tuple:
+        return "list of " + ", ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "mapping"
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _fail(key: str, tp: Any, value: Any, desc: str = "") -> PipelineError:
+    want = _type_name(tp) + (f" {desc}" if desc else "")
+    return PipelineError(f"{key}: expected {want}, got {value!r}")
+
+
+def _convert(key: str, tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
+        try:
+            return _convert(key, inner, value)
+        except PipelineError:
+            raise _fail(key, tp, value) from None
+    if dataclasses.is_dataclass(tp):
+        return parse_section(tp, value, key)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise _fail(key, tp, value)
+        return tuple(_convert(f"{key}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise _fail(key, tp, value)
+        return [_convert(f"{key}[{i}]", inner, v) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _fail(key, tp, value)
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _fail(key, tp, value)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(key, tp, value)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(key, tp, value)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _fail(key, tp, value)
+        return value
+    raise TypeError(f"unsupported params type {tp} at {key}")
+
+
+def parse_section(cls: type, data: Any, prefix: str) -> Any:
+    """Validate a mapping into the frozen dataclass ``cls``; keys are reported as ``prefix.key``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PipelineError(f"{prefix}: expected mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise PipelineError(f"{prefix}.{unknown[0]}: unknown key (known: {', '.join(sorted(fields))})")
+    values = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        key, tp = f"{prefix}.{name}", hints[name]
+        choices, check = f.metadata.get("choices"), f.metadata.get("check")
+        try:
+            value = _convert(key, tp, data[name])
+        except PipelineError as exc:
+            if str(exc).startswith(f"{key}: expected") and f.metadata.get("desc"):
+                raise _fail(key, tp, data[name], f.metadata["desc"]) from None
+            raise
+        if choices and value not in choices:
+            raise PipelineError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+        if check is not None and value is not None and not check(value):
+            raise _fail(key, tp, data[name], f.metadata.get("desc", ""))
+        values[name] = value
+    return cls(**values)
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    """Validate every section of a params mapping."""
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise PipelineError(f"{unknown[0]}: unknown params section in {source} (known: {', '.join(SECTIONS)})")
+    sections = {name: parse_section(cls, raw.get(name), name) for name, cls in SECTIONS.items()}
+    return Params(sections=sections, raw=raw)
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    """Read and validate ``params.yaml``; raises PipelineError on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: params file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise PipelineError(f"{path}:{where} is not valid YAML") from None
+    return parse_params(raw or {}, str(path))
+
+
+def as_flat_dict(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a params section to dotted keys (for MLflow)."""
+    out: dict[str, Any] = {}
+    items = dataclasses.asdict(obj).items() if dataclasses.is_dataclass(obj) else obj.items()
+    for k, v in items:
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(as_flat_dict(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,1 @@
+"""Scene sampling (numpy) and rendering (Blender, fenced in render/blender/)."""

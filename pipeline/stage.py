@@ -1,0 +1,40 @@
+"""Shared plumbing for stage ``main()`` functions: argv paths, params, MLflow, DVC metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.io.atomic import write_json_atomic
+from pipeline.params import Params, load_params
+from pipeline.tracking import StageRun, stage_run
+
+
+def parse_paths(*names: str, extra: tuple[str, ...] = ()) -> argparse.Namespace:
+    """Parse ``--name PATH`` arguments (paths live only in dvc.yaml) plus string options in ``extra``."""
+    ap = argparse.ArgumentParser()
+    for n in names:
+        ap.add_argument(f"--{n}", type=Path, required=True)
+    for n in extra:
+        ap.add_argument(f"--{n}", required=True)
+    ap.add_argument("--metrics", type=Path, default=None)
+    return ap.parse_args()
+
+
+def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
+            body: Callable[[Params, StageRun], dict[str, Any]], metrics_path: Path | None) -> dict[str, Any]:
+    """Validate all params, open the MLflow child run ``stage``, run ``body``, log and write its metrics.
+
+    ``section`` names the params section logged with the run, or picks the object to log.
+    """
+    params = load_params()
+    logged = section(params) if callable(section) else params.sections[section]
+    with stage_run(pipeline, stage, params, logged) as log:
+        metrics = body(params, log)
+        log.metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    if metrics_path is not None:
+        write_json_atomic(metrics_path, metrics)
+    print(json.dumps(metrics))
+    return metrics

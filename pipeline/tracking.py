@@ -1,0 +1,122 @@
+"""MLflow at the edges: one parent run per pipeline run, one child run per stage or refiner config.
+
+The default store is local: ``sqlite:///mlflow.db`` plus ``mlartifacts/`` in the working directory;
+``MLFLOW_TRACKING_URI`` overrides it. The parent run is found by its ``pipeline_key`` tag (git revision
++ params hash), so every stage of one ``dvc repro`` lands under one parent; a Prefect flow passes its
+parent explicitly through ``PIPELINE_PARENT_RUN_ID``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from pipeline.params import Params, as_flat_dict
+
+PARENT_ENV = "PIPELINE_PARENT_RUN_ID"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _mlflow():
+    import mlflow
+
+    # MLflow configures its logger on import; its INFO lines (DB migrations) would bury a stage's
+    # one-line error, so quieten it afterwards.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow
+
+
+def _experiment(mlflow, name: str) -> str:
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        location = Path("mlartifacts").resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def _tags(params: Params) -> dict[str, str]:
+    tags = {"git_rev": git_revision(), "params_hash": params.digest(),
+            "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace")}
+    if os.environ.get("PREFECT__FLOW_RUN_ID"):
+        tags["prefect_flow_run_id"] = os.environ["PREFECT__FLOW_RUN_ID"]
+    return tags
+
+
+def parent_run(mlflow, experiment_id: str, pipeline: str, params: Params) -> str:
+    """Find or create the parent run of this pipeline run."""
+    if os.environ.get(PARENT_ENV):
+        return os.environ[PARENT_ENV]
+    tags = _tags(params)
+    key = f"{pipeline}:{tags['git_rev']}:{tags['params_hash']}:{tags['dvc_exp_name']}"
+    found = mlflow.search_runs([experiment_id], filter_string=f"tags.pipeline_key = '{key}'",
+                               max_results=1, output_format="list")
+    if found:
+        return found[0].info.run_id
+    client = mlflow.MlflowClient()
+    run = client.create_run(experiment_id, run_name=f"{pipeline}-{tags['params_hash']}",
+                            tags={**tags, "pipeline_key": key, "pipeline": pipeline})
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+class StageRun:
+    """What a stage logs: metrics, images and files."""
+
+    def __init__(self, mlflow, run_id: str) -> None:
+        self._mlflow, self.run_id = mlflow, run_id
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        self._mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)
+
+    def image(self, name: str, array: np.ndarray) -> None:
+        from PIL import Image
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            Image.fromarray(array).save(path)
+            self._mlflow.log_artifact(str(path))
+
+    def file(self, path: Path, folder: str | None = None) -> None:
+        self._mlflow.log_artifact(str(path), artifact_path=folder)
+
+
+@contextlib.contextmanager
+def stage_run(pipeline: str, stage: str, params: Params, section: Any,
+              extra_params: dict[str, Any] | None = None) -> Iterator[StageRun]:
+    """Open a child run named ``stage`` under the pipeline's parent; logs params and wall time."""
+    mlflow = _mlflow()
+    exp = _experiment(mlflow, pipeline)
+    parent = parent_run(mlflow, exp, pipeline, params)
+    flat = as_flat_dict(section) if section is not None else {}
+    flat.update(extra_params or {})
+    start = time.perf_counter()
+    with mlflow.start_run(experiment_id=exp, run_name=stage, parent_run_id=parent, tags={
+            **_tags(params), "stage": stage, "pipeline": pipeline}) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+        handle = StageRun(mlflow, run.info.run_id)
+        yield handle
+        handle.metrics({"wall_seconds": time.perf_counter() - start})

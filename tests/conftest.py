@@ -1,0 +1,67 @@
+"""Shared fixtures: an isolated MLflow store, tiny params and the repo root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Small enough for a 2-core CI run, but still real Blender renders.
+TINY = {
+    "render": {"seed": 3, "images": 3, "shards": 2, "samples": 4,
+               "camera": {"width": 192, "height": 144, "lens_mm": 3.0}},
+    "real": {"train": 2, "val": 1, "test": 1},
+    "crop": {"size": 48},
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(tmp_path_factory, monkeypatch):
+    store = tmp_path_factory.mktemp("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def write_params(folder: Path, overrides: dict | None = None) -> Path:
+    """Write the repo's params.yaml, deep-merged with TINY and then ``overrides``, into ``folder``."""
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    path = folder / "params.yaml"
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    path.write_text(yaml.safe_dump(merge(merge(base, TINY), overrides or {})))
+    return path
+
+
+def run_stage(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run a stage module as DVC would, from ``cwd`` (which holds params.yaml)."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> Path:
+    """A tiny rendered synthetic set and real split, shared by smoke tests (rendered once)."""
+    work = tmp_path_factory.mktemp("rendered")
+    write_params(work)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db"}
+    for module, out in (("stages.detection.render", "data/render"), ("stages.detection.real", "data/real")):
+        res = subprocess.run([sys.executable, "-m", module, "--out", out], cwd=work, capture_output=True,
+                             text=True, env=env)
+        assert res.returncode == 0, res.stderr[-2000:]
+    return work
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    return dst

@@ -1,0 +1,68 @@
+"""dvc.yaml, params.yaml and stages/ agree with each other."""
+
+import dataclasses
+import importlib
+
+import yaml
+
+from pipeline.params import SECTIONS, load_params
+from tests.conftest import ROOT
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _stages():
+    for name, st in DVC["stages"].items():
+        yield name, st.get("do", st)
+
+
+def _lookup(key: str):
+    node = PARAMS
+    for part in key.replace("${item}", PARAMS["refine"]["run"][0]).split("."):
+        node = node[part]
+    return node
+
+
+def test_every_stage_has_module_and_reads_its_own_section():
+    for name, st in _stages():
+        assert f"stages.detection.{name}" in st["cmd"], name
+        mod = importlib.import_module(f"stages.detection.{name}")
+        assert callable(mod.run) and callable(mod.main)
+        assert f"stages/detection/{name}.py" in st["deps"]
+        own = [p for p in st["params"] if p.split(".")[0] == name]
+        assert own, f"stage {name} must read params from its own section {name}:"
+
+
+def test_params_are_dotted_and_exist():
+    for name, st in _stages():
+        for key in st["params"]:
+            assert "." in key, f"{name}: list dotted keys, not the bare section {key!r}"
+            _lookup(key)  # KeyError if params.yaml lacks it
+
+
+def test_stage_params_cover_their_section():
+    # Every leaf of a stage's own section is listed (directly or through a parent key).
+    for name, st in _stages():
+        if name == "refine":
+            continue  # refine lists one config per foreach item
+        listed = set(st["params"])
+        for f in dataclasses.fields(SECTIONS[name]):
+            assert f"{name}.{f.name}" in listed, f"{name}.{f.name} is read by stage {name} but not listed"
+
+
+def test_sections_match_the_schema_and_validate():
+    assert set(PARAMS) == set(SECTIONS)
+    load_params(ROOT / "params.yaml")
+    assert set(PARAMS["refine"]["run"]) <= set(PARAMS["refine"]["configs"])
+
+
+def test_module_sizes_follow_conventions():
+    for name, _ in _stages():
+        src = (ROOT / f"stages/detection/{name}.py").read_text()
+        assert "import bpy" not in src
+    for path in (ROOT / "pipeline").rglob("*.py"):
+        text = path.read_text()
+        if "import bpy" in text:
+            assert "render/blender" in str(path), f"{path} imports bpy outside the fence"
+        assert "import mlflow" not in text or path.name == "tracking.py", path

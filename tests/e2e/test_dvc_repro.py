@@ -1,0 +1,52 @@
+"""The demo DAG at tiny scale through a real `dvc repro` in a scratch clone of the project."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT, write_params
+
+BIN = str(Path(sys.executable).parent)
+
+
+def _dvc(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"], "PYTHONPATH": str(cwd)}
+    res = subprocess.run([f"{BIN}/dvc", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res.stdout + res.stderr
+
+
+def _ran(log: str) -> set[str]:
+    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage '")}
+
+
+def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in ("pipeline", "stages"):
+        shutil.copytree(ROOT / name, proj / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, proj / name)
+    shutil.copytree(ROOT / ".dvc", proj / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
+    write_params(proj)
+    subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
+
+    first = _ran(_dvc(proj, "repro"))
+    assert first == {"render", "real", "crop", "refine@identity", "reinsert@identity"}
+    assert (proj / "data/reinserted/identity/coco.json").is_file()
+    assert (proj / "metrics/render.json").is_file()
+
+    second = _dvc(proj, "repro")
+    assert _ran(second) == set() and "up to date" in second
+
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["crop"]["size"] = 40
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    log = _dvc(proj, "repro")
+    assert _ran(log) == {"crop", "refine@identity", "reinsert@identity"}, log
+    status = _dvc(proj, "status")
+    assert "changed" not in status

@@ -1,0 +1,66 @@
+"""Bad input: one line naming the culprit, exit status 2, no traceback, nothing half-written."""
+
+import shutil
+
+import pytest
+
+from tests.conftest import run_stage, write_params
+
+
+def _assert_clean_failure(res, *needles):
+    assert res.returncode == 2, res.stderr[-1500:]
+    # Progress bars may precede it, but the error itself is exactly one line, and the last.
+    lines = [ln for ln in res.stderr.strip().splitlines() if "it/s]" not in ln and "img/s]" not in ln]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], res.stderr[-1500:]
+    assert "Traceback" not in res.stderr
+    for n in needles:
+        assert n in errors[0]
+
+
+def test_unknown_param_fails_before_any_work(tmp_path):
+    write_params(tmp_path, {"crop": {"sizee": 3}})
+    res = run_stage("stages.detection.render", tmp_path, "--out", "out")
+    _assert_clean_failure(res, "crop.sizee: unknown key")
+    assert not (tmp_path / "out").exists() and not any(tmp_path.glob(".out*"))
+
+
+def test_wrong_type_names_key_and_type(tmp_path):
+    write_params(tmp_path, {"crop": {"size": "128px"}})
+    res = run_stage("stages.detection.crop", tmp_path, "--synthetic", "a", "--real_train", "b", "--out", "c")
+    _assert_clean_failure(res, "crop.size: expected int >= 8, got '128px'")
+
+
+def test_missing_coco(tmp_path):
+    write_params(tmp_path)
+    res = run_stage("stages.detection.crop", tmp_path, "--synthetic", "nope", "--real_train", "nope", "--out", "c")
+    _assert_clean_failure(res, "nope/coco.json: COCO file not found")
+    assert not (tmp_path / "c").exists()
+
+
+def test_corrupt_image_is_named_and_output_not_left(rendered, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(rendered / "data/render", data / "render")
+    shutil.copytree(rendered / "data/real/train", data / "train")
+    victim = data / "render/images/000001.png"
+    victim.write_bytes(victim.read_bytes()[:200])
+    write_params(tmp_path)
+    res = run_stage("stages.detection.crop", tmp_path, "--synthetic", "data/render", "--real_train", "data/train",
+                    "--out", "data/crops")
+    _assert_clean_failure(res, "000001.png: unreadable or corrupt image")
+    assert not (data / "crops").exists() and not list(data.glob(".crops*"))
+
+
+def test_empty_split(rendered, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/coco.json").write_text('{"images": [], "annotations": []}')
+    write_params(tmp_path)
+    res = run_stage("stages.detection.crop", tmp_path, "--synthetic", "empty", "--real_train", "empty",
+                    "--out", "c")
+    _assert_clean_failure(res, "empty/coco.json: empty split")
+
+
+def test_unknown_refiner_lists_known(rendered, tmp_path):
+    write_params(tmp_path, {"refine": {"run": ["nope"], "configs": {"nope": {"arch": "cyclegann"}}}})
+    res = run_stage("stages.detection.refine", tmp_path, "--name", "nope", "--crops", "x", "--out", "y")
+    _assert_clean_failure(res, "refine.configs.nope.arch: unknown arch 'cyclegann' (known: identity")
