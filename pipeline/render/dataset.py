@@ -23,7 +23,7 @@ from tqdm import tqdm
 from pipeline.errors import PipelineError
 from pipeline.io.coco import Coco, CocoImage, write_coco
 from pipeline.io.images import load_rgb, save_mask, save_rgb
-from pipeline.render.annotate import annotate
+from pipeline.render.annotate import annotate, fisheye_of
 
 PostFn = Callable[[np.ndarray, dict[str, Any]], np.ndarray]
 
@@ -65,11 +65,18 @@ def render_specs(specs: list[dict[str, Any]], work: Path, shards: int, device: s
             raise PipelineError(f"render worker for shard {k} failed (exit {proc.returncode}): {tail[0]}")
 
 
-def composite(rgba: np.ndarray, plate_path: str) -> np.ndarray:
-    """Alpha-composite a transparent render (people + shadow-catcher shadows) over a background plate."""
+def composite(rgba: np.ndarray, plate_path: str, spec: dict[str, Any]) -> np.ndarray:
+    """Alpha-composite a transparent render (people + shadow-catcher shadows) over a background plate.
+
+    Cycles fills pixels outside the fisheye circle with opaque black; there the plate shows through.
+    """
     h, w = rgba.shape[:2]
     plate = Image.fromarray(load_rgb(Path(plate_path))).resize((w, h), Image.BILINEAR)
     a = rgba[..., 3:4].astype(np.float32) / 255.0
+    fish = fisheye_of(spec)
+    yy, xx = np.mgrid[0:h, 0:w]
+    outside = np.hypot(xx + 0.5 - w / 2, yy + 0.5 - h / 2) > fish.radius_of_angle(fish.fov_deg / 2) - 0.5
+    a[outside] = 0.0
     out = rgba[..., :3].astype(np.float32) * a + np.asarray(plate, np.float32) * (1 - a)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
@@ -85,7 +92,7 @@ def assemble(specs: list[dict[str, Any]], work: Path, out: Path, post: PostFn | 
         with Image.open(work / "rgb" / f"{name}.png") as im:
             rgb = np.asarray(im)
         if spec.get("background"):
-            rgb = composite(rgb, spec["background"])
+            rgb = composite(rgb, spec["background"], spec)
         if post is not None:
             rgb = post(rgb[..., :3], spec)
         id_rgb = np.asarray(Image.open(work / "id" / f"{name}.png").convert("RGB"))

@@ -76,13 +76,19 @@ def _id_material(r: int, g: int, b: int, cache: dict) -> bpy.types.Material:
     return cache[key]
 
 
+def set_material(ob: bpy.types.Object, mat: bpy.types.Material) -> None:
+    """Give ``ob`` (and only ``ob``, not other users of its mesh) the single material ``mat``."""
+    if not ob.material_slots:
+        ob.data.materials.append(None)
+    for slot in ob.material_slots:
+        slot.link = "OBJECT"
+        slot.material = mat
+
+
 def _object(name: str, mesh, mat, loc, scale, rot=(0.0, 0.0, 0.0), parent=None) -> bpy.types.Object:
     ob = bpy.data.objects.new(name, mesh)
     bpy.context.scene.collection.objects.link(ob)
-    if not ob.data.materials:
-        ob.data.materials.append(None)
-    ob.material_slots[0].link = "OBJECT"
-    ob.material_slots[0].material = mat
+    set_material(ob, mat)
     ob.location, ob.scale, ob.rotation_euler = loc, scale, rot
     ob.parent = parent
     return ob

@@ -70,14 +70,15 @@ def render_spec(spec: dict[str, Any], out: Path, threads: int, device: str) -> N
     cache: dict = {}
     black = bscene._id_material(0, 0, 0, cache)
     for ob in handles["statics"]:
-        ob.material_slots[0].material = black
+        bscene.set_material(ob, black)
         ob.is_shadow_catcher = False
     for pid, parts in handles["people"]:
-        for ob, is_head in parts:
-            g = bscene.HEAD if is_head else (bscene.BODY if is_head is False or ob.name.startswith("p") else 0)
-            ob.material_slots[0].material = (
-                black if is_head is None and ob.name.startswith("chair")
-                else bscene._id_material(pid % 256, g, pid // 256, cache))
+        for ob, role in parts:  # role: True head, False body, None props (chairs) and asset meshes
+            if role is None and ob.name.startswith("chair"):
+                bscene.set_material(ob, black)
+            else:
+                g = bscene.HEAD if role else bscene.BODY
+                bscene.set_material(ob, bscene._id_material(pid % 256, g, pid // 256, cache))
     scene.world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.0
     cyc.samples, cyc.use_denoising, cyc.filter_width = 1, False, 0.01
     cyc.use_adaptive_sampling = False
