@@ -61,6 +61,7 @@ def render_spec(spec: dict[str, Any], out: Path, threads: int, device: str) -> N
     cyc.use_light_tree = False
     cyc.caustics_reflective = cyc.caustics_refractive = False
     cyc.adaptive_threshold = 0.05
+    cyc.sample_clamp_indirect = 1.0  # fireflies from the area lights bouncing off walls
     scene.render.use_motion_blur = True
     scene.render.motion_blur_shutter = 0.5
     scene.render.film_transparent = plate

@@ -1,0 +1,56 @@
+"""One place that picks the device and the speed settings that go with it."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DeviceSetup:
+    """cuda -> bf16 autocast + channels_last (+ optional torch.compile); mps and cpu run plain fp32."""
+
+    device: torch.device
+    bf16: bool
+    channels_last: bool
+    compile: bool
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, module: nn.Module) -> nn.Module:
+        module = module.to(self.device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+
+def pick_device(prefer: str = "auto", compile: bool = False) -> DeviceSetup:
+    """``prefer``: auto (cuda, then mps, then cpu), cuda, mps or cpu."""
+    if prefer in ("auto", "cuda") and torch.cuda.is_available():
+        return DeviceSetup(torch.device("cuda"), True, True, compile)
+    if prefer in ("auto", "mps") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return DeviceSetup(torch.device("mps"), False, False, False)
+    return DeviceSetup(torch.device("cpu"), False, False, False)
+
+
+@contextlib.contextmanager
+def deterministic(seed: int) -> Iterator[None]:
+    """Seed torch and ask for deterministic kernels (exact on CPU; best effort on CUDA)."""
+    torch.manual_seed(seed)
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev)
