@@ -115,14 +115,30 @@ class CropFilterParams:
 
 @dataclass(frozen=True)
 class CropParams:
-    size: int = _c(128, lambda v: v >= 8, ">= 8")
+    size: int = _c(128, lambda v: v >= 8 and v % 4 == 0, ">= 8 and a multiple of 4")
     offset: float = _c(0.3, lambda v: -1 <= v <= 1, "in [-1, 1]")
     filter: CropFilterParams = field(default_factory=CropFilterParams)
 
 
 @dataclass(frozen=True)
 class RefineParams:
+    """Refiner training (shared by all configs) plus the named configs of seed Table 3.2."""
+
     run: list[str] = _c(["identity"], lambda v: len(v) > 0, "(non-empty)")
+    epochs: int = _c(200, *POS)
+    steps_per_epoch: Optional[int] = _c(None, *POS)
+    batch_size: int = _c(1, *POS)
+    lr: float = _c(2e-4, *POS)
+    beta1: float = _c(0.5, *UNIT)
+    pool_size: int = _c(50, *NONNEG)
+    seed: int = _c(0, *NONNEG)
+    ngf: int = _c(64, *POS)
+    n_blocks: int = _c(9, *POS)
+    ndf: int = _c(64, *POS)
+    device: str = _c("auto", choices=("auto", "cuda", "mps", "cpu"))
+    compile: bool = _c(False)
+    vgg_weights: Optional[str] = _c(None)
+    refine_batch: int = _c(16, *POS)
     configs: dict[str, dict] = _c({"identity": {"arch": "identity"}})
 
 

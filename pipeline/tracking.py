@@ -1,6 +1,6 @@
 """MLflow at the edges: one parent run per pipeline run, one child run per stage or refiner config.
 
-The default store is local: ``sqlite:///mlflow.db`` plus ``mlartifacts/`` in the working directory;
+The default store is local: ``sqlite:///mlflow.db`` plus MLflow's ``mlruns/`` artifact folder;
 ``MLFLOW_TRACKING_URI`` overrides it. The parent run is found by its ``pipeline_key`` tag (git revision
 + params hash), so every stage of one ``dvc repro`` lands under one parent; a Prefect flow passes its
 parent explicitly through ``PIPELINE_PARENT_RUN_ID``.
@@ -52,10 +52,7 @@ def _experiment(mlflow, name: str) -> str:
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    location = None
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        location = Path("mlartifacts").resolve().as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(name)
 
 
 def _tags(params: Params) -> dict[str, str]:

@@ -19,6 +19,7 @@ TINY = {
                "camera": {"width": 192, "height": 144, "lens_mm": 3.0}},
     "real": {"train": 2, "val": 1, "test": 1},
     "crop": {"size": 48},
+    "refine": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "ngf": 8, "n_blocks": 2, "ndf": 8},
 }
 
 

@@ -138,7 +138,7 @@ class AdversarialTrainer:
             d_loss, d_logs = fam.discriminator_loss(batch, fakes, self.epoch)
         d_loss.backward()
         self.opt["D"].step()
-        return {"loss_G": float(g_loss), "loss_D": float(d_loss), **logs, **d_logs}
+        return {"loss_G": float(g_loss.detach()), "loss_D": float(d_loss.detach()), **logs, **d_logs}
 
     def fit(self, sampler: Callable[[int], Iterable[Batch]],
             on_epoch: Callable[[int, dict[str, float]], None] | None = None, stop_after: int | None = None) -> list:

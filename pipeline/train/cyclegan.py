@@ -134,13 +134,13 @@ class CycleGANFamily:
         loss = sum(self.spec.losses[k] * v for k, v in terms.items())
         fakes = {"fake_y": self.disc_view(ctx.fake_y, ctx.att_x).detach(),
                  "fake_x": self.disc_view(ctx.fake_x, ctx.att_y).detach()}
-        return loss, {f"G_{k}": float(v) for k, v in terms.items()}, fakes
+        return loss, {f"G_{k}": float(v.detach()) for k, v in terms.items()}, fakes
 
     def discriminator_loss(self, batch, fakes, epoch):
         real_x, real_y = self.real_views(batch)
         d_y = 0.5 * (lsgan(self.D_Y(real_y), True) + lsgan(self.D_Y(fakes["fake_y"]), False))
         d_x = 0.5 * (lsgan(self.D_X(real_x), True) + lsgan(self.D_X(fakes["fake_x"]), False))
-        return d_x + d_y, {"D_X": float(d_x), "D_Y": float(d_y)}
+        return d_x + d_y, {"D_X": float(d_x.detach()), "D_Y": float(d_y.detach())}
 
     def translator(self) -> Translator:
         return Translator(self.G_XY)

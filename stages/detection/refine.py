@@ -1,46 +1,57 @@
-"""Stage ``refine@<config>``: refine every synthetic crop with the named refiner config."""
+"""Stage ``refine@<config>``: train the named refiner config on synthetic vs real crops, then refine
+every synthetic crop with it (batched). ``identity`` skips training."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from pipeline.errors import PipelineError, cli
-from pipeline.io.atomic import atomic_dir
+import torch
+
+from pipeline.errors import cli
+from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.io.images import grid, load_rgb
 from pipeline.io.manifest import read_manifest
-from pipeline.nn.refiners import build_refiner
 from pipeline.params import RefineParams
 from pipeline.refining import refine_folder
 from pipeline.stage import execute, parse_paths
+from pipeline.train.refiner import build_vgg, device_of, spec_of, train_refiner
 
 
-def config_of(p: RefineParams, name: str) -> dict:
-    if name not in p.configs:
-        raise PipelineError(f"refine.run: unknown config {name!r} (known: {', '.join(sorted(p.configs))})")
-    return p.configs[name]
-
-
-def run(p: RefineParams, name: str, crops: Path, out: Path) -> dict[str, float]:
-    """Refine crops/synthetic into ``out`` (crops/ + manifest.csv)."""
-    model = build_refiner(name, config_of(p, name))
-    manifest = read_manifest(crops / "synthetic")
+def run(p: RefineParams, name: str, crops: Path, out: Path, checkpoints: Path | None = None,
+        on_epoch=None) -> dict[str, float]:
+    """Write ``out``/crops, manifest.csv, model.pt (the X->Y translator) and history.json."""
+    spec = spec_of(p, name)
+    vgg = build_vgg(spec, p.vgg_weights)
+    xm, ym = read_manifest(crops / "synthetic"), read_manifest(crops / "real_train")
+    model, history = train_refiner(p, spec, crops / "synthetic", xm, crops / "real_train", ym,
+                                   checkpoints, on_epoch, vgg)
     with atomic_dir(out) as tmp:
-        n = refine_folder(model, crops / "synthetic", manifest, tmp)
-    return {"refined": float(n)}
+        n = refine_folder(model, crops / "synthetic", xm, tmp, p.refine_batch, device_of(p))
+        torch.save({"spec": dataclasses.asdict(spec), "state_dict": model.cpu().state_dict()}, tmp / "model.pt")
+        write_json_atomic(tmp / "history.json", history)
+    last = history[-1] if history else {}
+    return {"refined": float(n), "epochs": float(len(history)), **{k: float(v) for k, v in last.items()}}
 
 
 @cli
 def main() -> None:
-    args = parse_paths("crops", "out", extra=("name",))
+    args = parse_paths("crops", "out", "checkpoints", extra=("name",))
 
     def body(params, log):
-        metrics = run(params.refine, args.name, args.crops, args.out)
+        def on_epoch(epoch, means, picture):
+            log.metrics(means, step=epoch)
+            log.image(f"samples_epoch{epoch:03d}.png", picture)
+
+        metrics = run(params.refine, args.name, args.crops, args.out, args.checkpoints, on_epoch)
         files = list(read_manifest(args.out)["crop_file"].head(8))
         pairs = [load_rgb(d / f) for f in files for d in (args.crops / "synthetic", args.out)]
         log.image("synthetic_to_refined.png", grid(pairs, cols=4))
         return metrics
 
-    execute("detection", f"refine@{args.name}", lambda p: config_of(p.refine, args.name), body, args.metrics)
+    execute("detection", f"refine@{args.name}", lambda p: {**dataclasses.asdict(p.refine), "configs": None,
+                                                          "config": dataclasses.asdict(spec_of(p.refine, args.name))},
+            body, args.metrics)
 
 
 if __name__ == "__main__":

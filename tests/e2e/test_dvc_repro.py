@@ -36,8 +36,11 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
 
     first = _ran(_dvc(proj, "repro"))
-    assert first == {"render", "real", "crop", "refine@identity", "reinsert@identity"}
-    assert (proj / "data/reinserted/identity/coco.json").is_file()
+    runs = yaml.safe_load((ROOT / "params.yaml").read_text())["refine"]["run"]
+    branches = {f"{s}@{n}" for s in ("refine", "reinsert") for n in runs}
+    assert first == {"render", "real", "crop"} | branches
+    for n in runs:
+        assert (proj / f"data/reinserted/{n}/coco.json").is_file()
     assert (proj / "metrics/render.json").is_file()
 
     second = _dvc(proj, "repro")
@@ -47,6 +50,13 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     params["crop"]["size"] = 40
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     log = _dvc(proj, "repro")
-    assert _ran(log) == {"crop", "refine@identity", "reinsert@identity"}, log
+    assert _ran(log) == {"crop"} | branches, log
+
+    # Changing one config's weight reruns only that config's branch.
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["refine"]["configs"][runs[0]]["losses"]["cyc_pixel"] = 7
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    log = _dvc(proj, "repro")
+    assert _ran(log) == {f"refine@{runs[0]}", f"reinsert@{runs[0]}"}, log
     status = _dvc(proj, "status")
     assert "changed" not in status

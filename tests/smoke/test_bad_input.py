@@ -28,7 +28,7 @@ def test_unknown_param_fails_before_any_work(tmp_path):
 def test_wrong_type_names_key_and_type(tmp_path):
     write_params(tmp_path, {"crop": {"size": "128px"}})
     res = run_stage("stages.detection.crop", tmp_path, "--synthetic", "a", "--real_train", "b", "--out", "c")
-    _assert_clean_failure(res, "crop.size: expected int >= 8, got '128px'")
+    _assert_clean_failure(res, "crop.size: expected int >= 8 and a multiple of 4, got '128px'")
 
 
 def test_missing_coco(tmp_path):
@@ -62,5 +62,14 @@ def test_empty_split(rendered, tmp_path):
 
 def test_unknown_refiner_lists_known(rendered, tmp_path):
     write_params(tmp_path, {"refine": {"run": ["nope"], "configs": {"nope": {"arch": "cyclegann"}}}})
-    res = run_stage("stages.detection.refine", tmp_path, "--name", "nope", "--crops", "x", "--out", "y")
+    res = run_stage("stages.detection.refine", tmp_path, "--name", "nope", "--crops", "x", "--out", "y",
+                    "--checkpoints", "c")
     _assert_clean_failure(res, "refine.configs.nope.arch: unknown arch 'cyclegann' (known: identity")
+
+
+def test_missing_vgg_weights_fail_before_training(rendered, tmp_path):
+    write_params(tmp_path, {"refine": {"run": ["C_CPCF"], "vgg_weights": str(tmp_path / "nowhere.pth")}})
+    res = run_stage("stages.detection.refine", tmp_path, "--name", "C_CPCF", "--crops", str(rendered / "data/crops"),
+                    "--out", "out", "--checkpoints", "ck")
+    _assert_clean_failure(res, "refine.configs.C_CPCF", "nowhere.pth", "vgg16-397923af.pth")
+    assert "epoch" not in res.stderr and not (tmp_path / "out").exists()

@@ -12,7 +12,8 @@ def test_identity_round_trip_through_the_stages(rendered):
     w = rendered
     for module, args in [
         ("stages.detection.crop", ["--synthetic", "data/render", "--real_train", "data/real/train", "--out", "data/crops"]),
-        ("stages.detection.refine", ["--name", "identity", "--crops", "data/crops", "--out", "data/refined/identity"]),
+        ("stages.detection.refine", ["--name", "identity", "--crops", "data/crops", "--out", "data/refined/identity",
+                                     "--checkpoints", ".checkpoints/identity"]),
         ("stages.detection.reinsert", ["--name", "identity", "--dataset", "data/render", "--crops",
                                        "data/crops/synthetic", "--refined", "data/refined/identity",
                                        "--out", "data/reinserted/identity"]),
@@ -33,3 +34,22 @@ def test_identity_round_trip_through_the_stages(rendered):
         assert np.abs(a - b)[inside].max(initial=0) <= 1
         assert np.array_equal(a[~inside], b[~inside])
     assert read_coco(w / "data/reinserted/identity/coco.json").annotations == coco.annotations
+
+
+def test_cyclegan_config_trains_and_refines(rendered):
+    """One tiny C_CP_S run through the stage: a trained model, refined crops that differ, a history."""
+    import json
+
+    if not (rendered / "data/crops").exists():
+        test_identity_round_trip_through_the_stages(rendered)
+    res = run_stage("stages.detection.refine", rendered, "--name", "C_CP_S", "--crops", "data/crops",
+                    "--out", "data/refined/C_CP_S", "--checkpoints", ".checkpoints/C_CP_S")
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = rendered / "data/refined/C_CP_S"
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and {"loss_G", "loss_D", "G_cyc_pixel", "G_gan"} <= set(history[0])
+    assert (out / "model.pt").is_file() and list((rendered / ".checkpoints/C_CP_S").glob("*/last.pt"))
+    manifest = pd.read_csv(out / "manifest.csv")
+    diffs = [np.abs(load_rgb(out / f).astype(int) - load_rgb(rendered / "data/crops/synthetic" / f)).mean()
+             for f in manifest["crop_file"]]
+    assert len(diffs) == len(pd.read_csv(rendered / "data/crops/synthetic/manifest.csv")) and max(diffs) > 0.5

@@ -12,9 +12,10 @@ def test_repo_params_are_valid():
 
 
 @pytest.mark.parametrize("raw, message", [
-    ({"crop": {"size": "128px"}}, "crop.size: expected int >= 8, got '128px'"),
-    ({"crop": {"size": 0}}, "crop.size: expected int >= 8, got 0"),
+    ({"crop": {"size": "128px"}}, "crop.size: expected int >= 8 and a multiple of 4, got '128px'"),
+    ({"crop": {"size": 0}}, "crop.size: expected int >= 8 and a multiple of 4, got 0"),
     ({"crop": {"sise": 3}}, "crop.sise: unknown key"),
+    ({"crop": {"size": 42}}, "crop.size: expected int >= 8 and a multiple of 4, got 42"),
     ({"cropp": {}}, "cropp: unknown params section"),
     ({"render": {"camera": {"width": 1.5}}}, "render.camera.width: expected int > 0, got 1.5"),
     ({"render": {"denoise": "yes"}}, "render.denoise: expected bool, got 'yes'"),
