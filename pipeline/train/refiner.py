@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pipeline.errors import PipelineError
 from pipeline.io.images import grid, load_rgb
 from pipeline.nn.refiners import Identity
 from pipeline.nn.vgg import VGGFeatures, resolve_vgg_weights
@@ -26,8 +27,6 @@ EpochHook = Callable[[int, dict[str, float], Any], None]
 
 
 def spec_of(p: RefineParams, name: str) -> RefinerSpec:
-    from pipeline.errors import PipelineError
-
     if name not in p.configs:
         raise PipelineError(f"refine.run: unknown config {name!r} (known: {', '.join(sorted(p.configs))})")
     return parse_spec(name, p.configs[name], {"ngf": p.ngf, "n_blocks": p.n_blocks, "ndf": p.ndf})

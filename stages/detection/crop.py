@@ -10,6 +10,7 @@ from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir
 from pipeline.io.coco import read_coco
 from pipeline.io.images import grid
+from pipeline.io.manifest import read_manifest
 from pipeline.params import CropParams
 from pipeline.stage import execute, parse_paths
 
@@ -32,8 +33,6 @@ def main() -> None:
 
     def body(params, log):
         metrics = run(params.crop, args.synthetic, args.real_train, args.out)
-        from pipeline.io.manifest import read_manifest
-
         for name in ("synthetic", "real_train"):
             tiles = crop_grid_tiles(args.out / name, read_manifest(args.out / name))
             log.image(f"crops_{name}.png", grid(tiles, cols=8))

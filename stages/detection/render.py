@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir
+from pipeline.io.coco import read_coco
 from pipeline.params import RenderParams
 from pipeline.render.dataset import render_dataset
 from pipeline.render.inputs import ASSET_EXTS, background_plates, list_inputs
@@ -33,8 +34,6 @@ def main() -> None:
 
     def body(params, log):
         metrics = run(params.render, args.out)
-        from pipeline.io.coco import read_coco
-
         log.image("render_grid.png", annotated_grid(args.out, read_coco(args.out / "coco.json")))
         return metrics
 
