@@ -1,0 +1,39 @@
+"""Summaries over repeated runs and small regressions, via scipy.stats."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Mean, sample std and the two-sided Student-t interval at ``level`` over independent runs.
+
+    With one run there is no interval: ``lo``/``hi`` are NaN (a single run is not evidence).
+    """
+    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return {"mean": math.nan, "std": math.nan, "lo": math.nan, "hi": math.nan, "n": 0}
+    mean = float(x.mean())
+    if n == 1:
+        return {"mean": mean, "std": math.nan, "lo": math.nan, "hi": math.nan, "n": 1}
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, df=n - 1)) * std / math.sqrt(n)
+    return {"mean": mean, "std": std, "lo": mean - half, "hi": mean + half, "n": n}
+
+
+def regression(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
+    """Least-squares line y = slope * x + intercept with Pearson r and its two-sided p (NaN below 3 points)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 2 or np.ptp(x) == 0:
+        return {"slope": math.nan, "intercept": math.nan, "r": math.nan, "p": math.nan, "n": len(x)}
+    res = stats.linregress(x, y)
+    p = float(res.pvalue) if len(x) >= 3 else math.nan
+    return {"slope": float(res.slope), "intercept": float(res.intercept), "r": float(res.rvalue), "p": p,
+            "n": len(x)}
