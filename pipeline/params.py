@@ -148,12 +148,79 @@ class ReinsertParams:
     mode: str = _c("residual", choices=("residual", "paste"))
 
 
+# ---------------------------------------------------------------- detector / evaluate / report
+@dataclass(frozen=True)
+class DetectorLossParams:
+    """SqueezeDet loss weights (Wu et al. 2017: bbox 5, conf+ 75, conf- 100, class 1)."""
+
+    bbox: float = _c(5.0, *NONNEG)
+    conf_pos: float = _c(75.0, *NONNEG)
+    conf_neg: float = _c(100.0, *NONNEG)
+    cls: float = _c(1.0, *NONNEG)
+
+
+@dataclass(frozen=True)
+class TrainDetectorParams:
+    """SqueezeDet training per training set (seed Algorithm 3); ``sets`` use the grammar of
+    ``pipeline.detection_sets`` (``S``, ``R``, a refiner config, ``+``-joined, ``<k>x`` prefix)."""
+
+    sets: list[str] = _c(["S", "R"], lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
+    target: str = _c("head", choices=("head", "person"))
+    input_size: tuple[int, int] = _c((336, 448), lambda v: min(v) > 0 and v[0] % 16 == 0 and v[1] % 16 == 0,
+                                     "(height, width), positive multiples of 16")
+    width: float = _c(1.0, *POS)
+    stride: int = _c(16, choices=(8, 16))
+    batch_norm: bool = _c(False)
+    anchors: int = _c(9, *POS)
+    epochs: int = _c(20, *POS)
+    batch_size: int = _c(8, *POS)
+    optimizer: str = _c("adam", choices=("adam", "sgd"))
+    lr: float = _c(1e-3, *POS)
+    momentum: float = _c(0.9, *UNIT)
+    weight_decay: float = _c(1e-4, *NONNEG)
+    schedule: str = _c("cosine", choices=("constant", "cosine"))
+    grad_clip: Optional[float] = _c(10.0, *POS)
+    dropout: float = _c(0.0, lambda v: 0 <= v < 1, "in [0, 1)")
+    augment: bool = _c(True)
+    pretrained: bool = _c(False)
+    backbone_weights: Optional[str] = _c(None)
+    nms_iou: float = _c(0.4, *UNIT)
+    top_k: int = _c(100, *POS)
+    loss: DetectorLossParams = field(default_factory=DetectorLossParams)
+    device: str = _c("auto", choices=("auto", "cuda", "mps", "cpu"))
+    workers: int = _c(0, *NONNEG)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Seeds per training set, the matching IoU, distances between crop sets, label preservation."""
+
+    seeds: list[int] = _c([0], lambda v: len(v) > 0 and len(set(v)) == len(v) and min(v) >= 0,
+                          "(non-empty, distinct, >= 0)")
+    iou: float = _c(0.5, lambda v: 0 < v < 1, "in (0, 1)")
+    ci: float = _c(0.95, lambda v: 0 < v < 1, "in (0, 1)")
+    inception_weights: Optional[str] = _c(None)
+    kid_subsets: int = _c(100, *POS)
+    kid_subset_size: int = _c(1000, lambda v: v >= 2, ">= 2")
+    batch_size: int = _c(32, *POS)
+    device: str = _c("auto", choices=("auto", "cuda", "mps", "cpu"))
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    detections: int = _c(4, *POS)
+    pca_points: int = _c(400, lambda v: v >= 3, ">= 3")
+
+
 SECTIONS: dict[str, type] = {
     "render": RenderParams,
     "real": RealParams,
     "crop": CropParams,
     "refine": RefineParams,
     "reinsert": ReinsertParams,
+    "train_detector": TrainDetectorParams,
+    "evaluate": EvaluateParams,
+    "report": ReportParams,
 }
 
 
@@ -279,7 +346,31 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     if unknown:
         raise PipelineError(f"{unknown[0]}: unknown params section in {source} (known: {', '.join(SECTIONS)})")
     sections = {name: parse_section(cls, raw.get(name), name) for name, cls in SECTIONS.items()}
+    _check_across(sections)
     return Params(sections=sections, raw=raw)
+
+
+def _check_across(sections: dict[str, Any]) -> None:
+    """Checks that span sections: refine.run names configs, detector sets name refine.run configs."""
+    from pipeline.detection_sets import REAL, SYNTHETIC, parse_set
+
+    refine = sections["refine"]
+    for name in refine.run:
+        if name not in refine.configs:
+            raise PipelineError(f"refine.run: unknown config {name!r} (known: {', '.join(sorted(refine.configs))})")
+        if name in (REAL, SYNTHETIC):
+            raise PipelineError(f"refine.configs.{name}: the names R and S are reserved for the real and "
+                                f"synthetic sets")
+    sets = sections["train_detector"].sets
+    for name in sets:
+        parse_set(name, refine.run)
+    t = sections["train_detector"]
+    if t.pretrained and (t.width != 1.0 or t.batch_norm):
+        raise PipelineError("train_detector.pretrained: ImageNet SqueezeNet weights need width 1.0 and "
+                            f"batch_norm false (got width {t.width}, batch_norm {t.batch_norm})")
+    if REAL not in sets:
+        raise PipelineError("train_detector.sets: must include 'R' (the evaluate stage uses the R_train detectors "
+                            "for label preservation and as the feature space of crop distances)")
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:

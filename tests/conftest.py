@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +23,10 @@ TINY = {
     "real": {"train": 2, "val": 1, "test": 1},
     "crop": {"size": 48},
     "refine": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "ngf": 8, "n_blocks": 2, "ndf": 8},
+    "train_detector": {"sets": ["R", "C_CP_S"], "input_size": [144, 192], "width": 0.25, "anchors": 4,
+                       "epochs": 1, "batch_size": 2},
+    "evaluate": {"seeds": [0], "kid_subsets": 5},
+    "report": {"detections": 1},
 }
 
 
@@ -66,3 +73,20 @@ def rendered(tmp_path_factory) -> Path:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return dst
+
+
+def write_box_dataset(root: Path, n: int, w: int = 64, h: int = 48, seed: int = 0) -> Path:
+    """``n`` black images with one white 12x10 head box each, in the COCO contract (no masks)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    images, anns = [], []
+    for i in range(n):
+        x, y = int(rng.integers(0, w - 12)), int(rng.integers(0, h - 10))
+        rgb = np.zeros((h, w, 3), np.uint8)
+        rgb[y:y + 10, x:x + 12] = 255
+        Image.fromarray(rgb).save(root / f"images/{i:03d}.png")
+        images.append({"id": i + 1, "file_name": f"images/{i:03d}.png", "width": w, "height": h})
+        anns.append({"id": i + 1, "image_id": i + 1, "bbox": [x, y, 12, 10], "head_bbox": [x, y, 12, 10],
+                     "keypoints": [x + 6, y + 5, 2], "area": 120})
+    (root / "coco.json").write_text(json.dumps({"images": images, "annotations": anns}))
+    return root

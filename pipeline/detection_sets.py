@@ -1,0 +1,154 @@
+"""Detector training sets named by a small grammar, and the images/boxes they stand for.
+
+A set name is one or more parts joined by ``+``; each part is ``R`` (the real training split
+R_train), ``S`` (the synthetic set) or a refiner config name (its refined set S+), optionally
+prefixed by ``<k>x`` to take round(k * |R_train|) images of that part instead of all of them
+(seed Table 4.6 / Fig. 4.7). Examples: ``S``, ``R``, ``C_CP_S``, ``R+S``, ``R+0.5xC_CP_S``.
+The names are valid DVC matrix keys, folder names and MLflow run names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline.errors import PipelineError
+from pipeline.io.coco import read_coco
+from pipeline.io.images import load_rgb
+
+REAL, SYNTHETIC = "R", "S"
+_PART = re.compile(r"^(?:(\d+(?:\.\d+)?)x)?([A-Za-z0-9_-]+)$")
+
+
+@dataclass(frozen=True)
+class Part:
+    source: str  # "R", "S" or a refiner config name
+    ratio: float | None = None  # k: round(k * |R_train|) images; None: the whole set
+
+
+def parse_set(name: str, refiners: Sequence[str], key: str = "train_detector.sets") -> tuple[Part, ...]:
+    """Parse a set name; errors name ``key``, the set and what is allowed."""
+    parts, seen = [], set()
+    for raw in name.split("+"):
+        m = _PART.match(raw)
+        if not m:
+            raise PipelineError(f"{key}: {name!r}: part {raw!r} is not '[<k>x]NAME' (e.g. R+0.5xC_CP_S)")
+        ratio, source = (float(m.group(1)) if m.group(1) else None), m.group(2)
+        if source not in (REAL, SYNTHETIC, *refiners):
+            raise PipelineError(f"{key}: {name!r}: unknown part {source!r} (known: R, S and the refine.run configs "
+                                f"{', '.join(refiners)})")
+        if source == REAL and ratio is not None:
+            raise PipelineError(f"{key}: {name!r}: R takes no '<k>x' ratio (k counts multiples of |R_train|)")
+        if ratio is not None and ratio <= 0:
+            raise PipelineError(f"{key}: {name!r}: ratio in {raw!r} must be > 0")
+        if source in seen:
+            raise PipelineError(f"{key}: {name!r}: {source} appears twice")
+        seen.add(source)
+        parts.append(Part(source, ratio))
+    return tuple(parts)
+
+
+def refiners_of(parts: Sequence[Part]) -> list[str]:
+    return [p.source for p in parts if p.source not in (REAL, SYNTHETIC)]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image and its target boxes (M,4) xyxy in source pixels."""
+
+    image: Path
+    boxes: np.ndarray
+    width: int
+    height: int
+
+
+def load_samples(root: Path, target: str = "head") -> list[Sample]:
+    """Every image of ``root/coco.json`` with its head (or person) boxes as xyxy."""
+    coco = read_coco(root / "coco.json", image_root=root, allow_empty=False)
+    by_image: dict[int, list[list[float]]] = {im.id: [] for im in coco.images}
+    for a in coco.annotations:
+        x, y, w, h = a.head_bbox if target == "head" else a.bbox
+        by_image[a.image_id].append([x, y, x + w, y + h])
+    return [Sample(root / im.file_name, np.asarray(by_image[im.id], dtype=np.float32).reshape(-1, 4),
+                   im.width, im.height) for im in coco.images]
+
+
+def compose(parts: Sequence[Part], roots: dict[str, Path], target: str, seed: int) -> list[Sample]:
+    """The samples of a training set; ``roots`` maps each part's source to its dataset folder.
+
+    A ``<k>x`` part draws round(k * |R_train|) images without replacement (seeded), capped at the
+    size of that part's set.
+    """
+    n_real = len(load_samples(roots[REAL], target))
+    rng = np.random.default_rng(seed)
+    out: list[Sample] = []
+    for part in parts:
+        samples = load_samples(roots[part.source], target)
+        if part.ratio is not None:
+            n = min(len(samples), int(round(part.ratio * n_real)))
+            samples = [samples[i] for i in sorted(rng.choice(len(samples), size=n, replace=False))]
+        out.extend(samples)
+    return out
+
+
+class DetectionData(torch.utils.data.Dataset):
+    """Samples resized to ``size`` (H,W): items are (image (3,H,W) in [-1,1], boxes (M,4) xyxy resized).
+
+    With ``augment`` each item is flipped left-right and/or top-bottom with probability 1/2 (both are
+    symmetries of a top-down fisheye about its centre); the draw depends on (seed, epoch, index) only.
+    """
+
+    def __init__(self, samples: Sequence[Sample], size: tuple[int, int], augment: bool = False, seed: int = 0):
+        self.samples, self.size, self.augment, self.seed, self.epoch = list(samples), size, augment, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def scale(self, i: int) -> tuple[float, float]:
+        """(sx, sy) taking network-input pixels of item ``i`` back to its source image's pixels."""
+        s = self.samples[i]
+        return s.width / self.size[1], s.height / self.size[0]
+
+    def box_sizes(self) -> np.ndarray:
+        """(M,2) widths and heights of every box in network-input pixels (for anchor k-means)."""
+        wh = [(s.boxes[:, 2:] - s.boxes[:, :2]) / np.array(self.scale(i), np.float32)
+              for i, s in enumerate(self.samples)]
+        return np.concatenate(wh) if wh else np.zeros((0, 2), np.float32)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s, (h, w) = self.samples[i], self.size
+        rgb = load_rgb(s.image)
+        if rgb.shape[:2] != (s.height, s.width):
+            raise PipelineError(f"{s.image}: image is {rgb.shape[1]}x{rgb.shape[0]} but its COCO entry says "
+                                f"{s.width}x{s.height}")
+        if (h, w) != rgb.shape[:2]:
+            rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+        boxes = torch.from_numpy(s.boxes * np.array([w / s.width, h / s.height] * 2, dtype=np.float32))
+        x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+        if self.augment:
+            flip_x, flip_y = np.random.default_rng([self.seed, self.epoch, i]).random(2) < 0.5
+            if flip_x:
+                x, boxes = x.flip(-1), torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], 1)
+            if flip_y:
+                x, boxes = x.flip(-2), torch.stack([boxes[:, 0], h - boxes[:, 3], boxes[:, 2], h - boxes[:, 1]], 1)
+        return x, boxes.reshape(-1, 4)
+
+
+def collate(items: list[tuple[torch.Tensor, torch.Tensor]]):
+    """(images (B,3,H,W), [boxes (Mi,4)], [labels (Mi,) zeros]) for the single class."""
+    images = torch.stack([x for x, _ in items])
+    boxes = [b for _, b in items]
+    return images, boxes, [torch.zeros(len(b), dtype=torch.long) for b in boxes]
+
+
+def loader(data: DetectionData, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0):
+    """A DataLoader whose shuffling depends on ``seed`` and ``data.epoch`` only."""
+    gen = torch.Generator().manual_seed(seed * 1000003 + data.epoch)
+    return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen,
+                                       collate_fn=collate, num_workers=workers)
