@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,21 @@ def parse_paths(*names: str, extra: tuple[str, ...] = ()) -> argparse.Namespace:
     return ap.parse_args()
 
 
+def numeric_leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numbers of a nested metrics dict under dotted keys (MLflow metrics are flat); None/NaN dropped.
+
+    MLflow keys allow only ``[/\\w.\\- :]``: a set name's ``+`` becomes `` + ``, anything else ``_``.
+    """
+    out: dict[str, float] = {}
+    for k, v in tree.items():
+        k = re.sub(r"[^/\w.\- :]", "_", str(k).replace("+", " + "))
+        if isinstance(v, dict):
+            out.update(numeric_leaves(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
 def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
             body: Callable[[Params, StageRun], dict[str, Any]], metrics_path: Path | None) -> dict[str, Any]:
     """Validate all params, open the MLflow child run ``stage``, run ``body``, log and write its metrics.
@@ -33,7 +49,7 @@ def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
     logged = section(params) if callable(section) else params.sections[section]
     with stage_run(pipeline, stage, params, logged) as log:
         metrics = body(params, log)
-        log.metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        log.metrics(numeric_leaves(metrics))
     if metrics_path is not None:
         write_json_atomic(metrics_path, metrics)
     print(json.dumps(metrics))

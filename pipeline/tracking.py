@@ -89,6 +89,9 @@ class StageRun:
     def metrics(self, values: dict[str, float], step: int | None = None) -> None:
         self._mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)
 
+    def tag(self, key: str, value: str) -> None:
+        self._mlflow.set_tag(key, value)
+
     def image(self, name: str, array: np.ndarray) -> None:
         from PIL import Image
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT, write_params
+from tests.conftest import ROOT, TINY, write_params
 
 BIN = str(Path(sys.executable).parent)
 
@@ -38,10 +38,17 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     first = _ran(_dvc(proj, "repro"))
     runs = yaml.safe_load((ROOT / "params.yaml").read_text())["refine"]["run"]
     branches = {f"{s}@{n}" for s in ("refine", "reinsert") for n in runs}
-    assert first == {"render", "real", "crop"} | branches
+    detectors = {f"train_detector@{s}-{seed}" for s in TINY["train_detector"]["sets"] for seed in TINY["evaluate"]["seeds"]}
+    downstream = detectors | {"evaluate", "report"}
+    assert first == {"render", "real", "crop"} | branches | downstream
     for n in runs:
         assert (proj / f"data/reinserted/{n}/coco.json").is_file()
     assert (proj / "metrics/render.json").is_file()
+    assert (proj / "reports/detection/report.md").is_file()
+    shown = _dvc(proj, "metrics", "show")
+    for d in detectors:
+        assert f"metrics/train_detector/{d.split('@')[1]}.json" in shown
+    assert "test_f1" in shown and "fd_squeezedet_R" in shown
 
     second = _dvc(proj, "repro")
     assert _ran(second) == set() and "up to date" in second
@@ -50,13 +57,19 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     params["crop"]["size"] = 40
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     log = _dvc(proj, "repro")
-    assert _ran(log) == {"crop"} | branches, log
+    assert _ran(log) == {"crop"} | branches | downstream, log
 
     # Changing one config's weight reruns only that config's branch.
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["refine"]["configs"][runs[0]]["losses"]["cyc_pixel"] = 7
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     log = _dvc(proj, "repro")
-    assert _ran(log) == {f"refine@{runs[0]}", f"reinsert@{runs[0]}"}, log
+    assert _ran(log) == {f"refine@{runs[0]}", f"reinsert@{runs[0]}"} | downstream, log
+
+    # A detector knob reruns the detectors and what reads them, nothing upstream.
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["train_detector"]["lr"] = 0.002
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _ran(_dvc(proj, "repro")) == downstream
     status = _dvc(proj, "status")
     assert "changed" not in status

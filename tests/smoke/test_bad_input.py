@@ -61,15 +61,41 @@ def test_empty_split(rendered, tmp_path):
 
 
 def test_unknown_refiner_lists_known(rendered, tmp_path):
-    write_params(tmp_path, {"refine": {"run": ["nope"], "configs": {"nope": {"arch": "cyclegann"}}}})
+    write_params(tmp_path, {"refine": {"run": ["nope"], "configs": {"nope": {"arch": "cyclegann"}}},
+                            "train_detector": {"sets": ["R"]}})
     res = run_stage("stages.detection.refine", tmp_path, "--name", "nope", "--crops", "x", "--out", "y",
                     "--checkpoints", "c")
     _assert_clean_failure(res, "refine.configs.nope.arch: unknown arch 'cyclegann' (known: identity")
 
 
 def test_missing_vgg_weights_fail_before_training(rendered, tmp_path):
-    write_params(tmp_path, {"refine": {"run": ["C_CPCF"], "vgg_weights": str(tmp_path / "nowhere.pth")}})
+    write_params(tmp_path, {"refine": {"run": ["C_CPCF"], "vgg_weights": str(tmp_path / "nowhere.pth")},
+                            "train_detector": {"sets": ["R"]}})
     res = run_stage("stages.detection.refine", tmp_path, "--name", "C_CPCF", "--crops", str(rendered / "data/crops"),
                     "--out", "out", "--checkpoints", "ck")
     _assert_clean_failure(res, "refine.configs.C_CPCF", "nowhere.pth", "vgg16-397923af.pth")
     assert "epoch" not in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_detector_set_naming_a_refiner_not_run(tmp_path):
+    write_params(tmp_path, {"train_detector": {"sets": ["R", "R+C_CPCF"]}})
+    res = run_stage("stages.detection.train_detector", tmp_path, "--set", "R", "--seed", "0", "--synthetic", "a",
+                    "--real", "b", "--reinserted", "c", "--out", "d", "--plots", "e.csv")
+    _assert_clean_failure(res, "train_detector.sets: 'R+C_CPCF': unknown part 'C_CPCF'")
+
+
+def test_missing_squeezenet_weights_fail_before_reading_data(tmp_path):
+    write_params(tmp_path, {"train_detector": {"pretrained": True, "width": 1.0,
+                                               "backbone_weights": str(tmp_path / "nowhere.pth")}})
+    res = run_stage("stages.detection.train_detector", tmp_path, "--set", "R", "--seed", "0", "--synthetic", "a",
+                    "--real", "no_data_here", "--reinserted", "c", "--out", "d", "--plots", "e.csv")
+    _assert_clean_failure(res, "nowhere.pth", "squeezenet1_1-b8a52dc0.pth", "train_detector.backbone_weights")
+    assert not (tmp_path / "d").exists()
+
+
+def test_missing_inception_weights_when_asked_for(tmp_path):
+    write_params(tmp_path, {"evaluate": {"inception_weights": str(tmp_path / "inception.pth")}})
+    res = run_stage("stages.detection.evaluate", tmp_path, "--crops", "a", "--refined", "b", "--synthetic", "c",
+                    "--reinserted", "d", "--detectors", "e", "--runs", "f", "--out", "g")
+    _assert_clean_failure(res, "inception.pth", "pt_inception-2015-12-05-6726825d.pth", "evaluate.inception_weights")
+    assert not (tmp_path / "g").exists()

@@ -1,0 +1,84 @@
+"""Stage ``train_detector@<set>-<seed>``: train SqueezeDet on one training set with one seed (seed
+Algorithm 3): keep the epoch with the best F1 on R_val, choose the confidence threshold there, then
+evaluate that checkpoint once on R_test."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from pipeline.detection_sets import REAL, SYNTHETIC, DetectionData, compose, load_samples, parse_set, refiners_of
+from pipeline.errors import PipelineError, cli
+from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
+from pipeline.nn.squeezedet import SqueezeDet, kmeans_anchors, resolve_backbone_weights
+from pipeline.params import TrainDetectorParams
+from pipeline.stage import execute, parse_paths
+from pipeline.train.detector import fit, predict_data, save_detector, score_split
+from pipeline.train.device import deterministic, pick_device
+from pipeline.io.predictions import predictions_json
+from pipeline.viz import detections_grid
+
+WEIGHTS_KEY = "train_detector.backbone_weights"
+
+
+def run(p: TrainDetectorParams, iou: float, name: str, seed: int, refiners: list[str], synthetic: Path,
+        real: Path, reinserted: Path, out: Path, plots: Path | None = None, on_epoch=None) -> dict[str, float]:
+    """Write ``out``/model.pt, history.json, test_predictions.json (and the ``plots`` CSV of the
+    validation curve); return val and test metrics."""
+    parts = parse_set(name, refiners)
+    if p.pretrained:  # fail on missing weights before any data is read
+        resolve_backbone_weights(p.backbone_weights, WEIGHTS_KEY)
+    roots = {REAL: real / "train", SYNTHETIC: synthetic, **{c: reinserted / c for c in refiners_of(parts)}}
+    samples = compose(parts, roots, p.target, seed)
+    train = DetectionData(samples, p.input_size, p.augment, seed)
+    wh = train.box_sizes()
+    if len(wh) == 0:
+        raise PipelineError(f"train_detector.sets: {name!r} has no {p.target} boxes to train on")
+    val = DetectionData(load_samples(real / "val", p.target), p.input_size)
+    test = DetectionData(load_samples(real / "test", p.target), p.input_size)
+    setup = pick_device(p.device)
+    start = time.perf_counter()
+    with deterministic(seed):
+        model = SqueezeDet(1, kmeans_anchors(wh, p.anchors, seed), p.input_size, p.width, p.dropout, p.stride,
+                           p.batch_norm)
+        if p.pretrained:
+            model.load_backbone(p.backbone_weights, WEIGHTS_KEY)
+        model = setup.prepare(model)
+        result = fit(model, p, train, val, iou, seed, setup, on_epoch)
+        train_seconds = time.perf_counter() - start
+        preds = predict_data(model, test, setup, p.batch_size, p.workers, p.nms_iou, p.top_k)
+    scores = score_split(preds, [s.boxes for s in test.samples], result.threshold, iou)
+    with atomic_dir(out) as tmp:
+        save_detector(tmp / "model.pt", model, set=name, seed=seed, target=p.target,
+                      threshold=result.threshold, best_epoch=result.best_epoch)
+        write_json_atomic(tmp / "history.json", result.history)
+        write_json_atomic(tmp / "test_predictions.json", predictions_json(test.samples, preds))
+    if plots is not None:
+        write_csv_atomic(plots, result.history)
+    return {"train_images": float(len(samples)), "train_boxes": float(len(wh)), "best_epoch": result.best_epoch,
+            "val_f1": result.val_f1, "threshold": result.threshold, "train_seconds": train_seconds,
+            **{f"test_{k}": float(v) for k, v in scores.items()}}
+
+
+@cli
+def main() -> None:
+    args = parse_paths("synthetic", "real", "reinserted", "out", "plots", extra=("set", "seed"))
+    seed = int(args.seed)
+
+    def body(params, log):
+        log.tag("train_set", args.set)
+        log.tag("seed", str(seed))
+        metrics = run(params.train_detector, params.evaluate.iou, args.set, seed, params.refine.run,
+                      args.synthetic, args.real, args.reinserted, args.out, args.plots,
+                      on_epoch=lambda rec: log.metrics(rec, step=int(rec["epoch"])))
+        log.image("test_detections.png", detections_grid(args.out / "test_predictions.json", metrics["threshold"]))
+        return metrics
+
+    execute("detection", f"train_detector@{args.set}-{seed}",
+            lambda p: {**dataclasses.asdict(p.train_detector), "sets": None, "set": args.set, "seed": seed,
+                       "iou": p.evaluate.iou}, body, args.metrics)
+
+
+if __name__ == "__main__":
+    main()
