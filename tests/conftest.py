@@ -70,6 +70,21 @@ def rendered(tmp_path_factory) -> Path:
     return work
 
 
+def crop_and_identity_refine(work: Path) -> None:
+    """Run crop, refine@identity and reinsert@identity in ``work`` (which holds data/render, data/real)."""
+    for module, args in [
+        ("stages.detection.crop", ["--synthetic", "data/render", "--real_train", "data/real/train",
+                                   "--out", "data/crops"]),
+        ("stages.detection.refine", ["--name", "identity", "--crops", "data/crops", "--out", "data/refined/identity",
+                                     "--checkpoints", ".checkpoints/identity"]),
+        ("stages.detection.reinsert", ["--name", "identity", "--dataset", "data/render", "--crops",
+                                       "data/crops/synthetic", "--refined", "data/refined/identity",
+                                       "--out", "data/reinserted/identity"]),
+    ]:
+        res = run_stage(module, work, *args)
+        assert res.returncode == 0, (module, res.stderr[-2000:])
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return dst

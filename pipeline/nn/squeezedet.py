@@ -21,6 +21,7 @@ from torch import nn
 from torchvision.ops import box_convert
 
 from pipeline.errors import PipelineError
+from pipeline.nn.weights import load_features
 
 WEIGHTS_FILE = "squeezenet1_1-b8a52dc0.pth"
 STRIDE = 16
@@ -191,20 +192,7 @@ class SqueezeDet(nn.Module):
             raise PipelineError("SqueezeDet: ImageNet SqueezeNet weights have no BatchNorm; build the network "
                                 "without norm to load them")
         file = resolve_backbone_weights(path, param)
-        try:
-            state: Any = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # corrupt, truncated or not a torch file; torch's own text is multi-line
-            raise PipelineError(f"cannot read SqueezeNet weights {file}: corrupt or not a PyTorch state dict "
-                                f"({type(exc).__name__}); {_how_to_supply(param)}") from None
-        if not isinstance(state, dict):
-            raise PipelineError(f"SqueezeNet weights {file} is not a state dict; {_how_to_supply(param)}")
-        sub = {k[len("features."):]: v for k, v in state.items() if isinstance(k, str) and k.startswith("features.")}
-        try:
-            self.features.load_state_dict(sub, strict=True)
-        except RuntimeError as exc:
-            reason = " ".join(str(exc).split())[:300]
-            raise PipelineError(f"SqueezeNet weights {file} do not match torchvision SqueezeNet 1.1: {reason}; "
-                                f"{_how_to_supply(param)}") from None
+        load_features(self.features, file, "SqueezeNet 1.1", hint=_how_to_supply(param))
 
 
 def _how_to_supply(param: str | None) -> str:

@@ -7,13 +7,14 @@ Weights come from a local copy of torchvision's ``vgg16-397923af.pth``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
 from pipeline.errors import PipelineError
+from pipeline.nn.weights import load_features
 
 WEIGHTS_FILE = "vgg16-397923af.pth"
 
@@ -59,20 +60,8 @@ def _vgg16_features() -> nn.Sequential:
 
 def _load_features(file: Path, who: str | None) -> nn.Sequential:
     """VGG16 ``features`` with the ``features.*`` entries of a torchvision VGG16 state dict at ``file``."""
-    try:
-        state: Any = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated or not a torch file; torch's own text is multi-line
-        raise PipelineError(f"{_prefix(who)}cannot read VGG16 weights {file}: corrupt or not a PyTorch "
-                            f"state dict ({type(exc).__name__})") from None
-    if not isinstance(state, dict):
-        raise PipelineError(f"{_prefix(who)}VGG16 weights {file} is not a state dict")
-    sub = {k[len("features."):]: v for k, v in state.items() if isinstance(k, str) and k.startswith("features.")}
     features = tv_vgg.make_layers(tv_vgg.cfgs["D"])
-    try:
-        features.load_state_dict(sub, strict=True)
-    except RuntimeError as exc:
-        reason = " ".join(str(exc).split())[:300]
-        raise PipelineError(f"{_prefix(who)}VGG16 weights {file} do not match torchvision VGG16: {reason}") from None
+    load_features(features, file, "VGG16", _prefix(who))
     return features
 
 

@@ -29,7 +29,8 @@ def run(params: Params, evaluation: Path, detectors: Path, out: Path) -> dict[st
     s = _load(evaluation / "summary.json")
     refiners, seeds = params.refine.run, s["seeds"]
     feats = dict(np.load(evaluation / "features.npz"))
-    histories = {name: [_load(detectors / run_key(name, seed) / "history.json") for seed in seeds] for name in s["sets"]}
+    histories = {name: [_load(detectors / run_key(name, seed) / "history.json") for seed in seeds]
+                 for name in s["sets"]}
     ranked = rp.ranking(s, refiners)
     shown = [rp.REAL] + ([ranked[0][1]] if ranked else []) + ([rp.SYNTHETIC] if rp.SYNTHETIC in s["sets"] else [])
     det_runs = {}

@@ -38,7 +38,8 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     first = _ran(_dvc(proj, "repro"))
     runs = yaml.safe_load((ROOT / "params.yaml").read_text())["refine"]["run"]
     branches = {f"{s}@{n}" for s in ("refine", "reinsert") for n in runs}
-    detectors = {f"train_detector@{s}-{seed}" for s in TINY["train_detector"]["sets"] for seed in TINY["evaluate"]["seeds"]}
+    detectors = {f"train_detector@{s}-{seed}" for s in TINY["train_detector"]["sets"]
+                 for seed in TINY["evaluate"]["seeds"]}
     downstream = detectors | {"evaluate", "report"}
     assert first == {"render", "real", "crop"} | branches | downstream
     for n in runs:

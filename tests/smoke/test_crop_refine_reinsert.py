@@ -5,21 +5,12 @@ import pandas as pd
 
 from pipeline.io.coco import read_coco
 from pipeline.io.images import load_mask, load_rgb
-from tests.conftest import run_stage
+from tests.conftest import crop_and_identity_refine, run_stage
 
 
 def test_identity_round_trip_through_the_stages(rendered):
     w = rendered
-    for module, args in [
-        ("stages.detection.crop", ["--synthetic", "data/render", "--real_train", "data/real/train", "--out", "data/crops"]),
-        ("stages.detection.refine", ["--name", "identity", "--crops", "data/crops", "--out", "data/refined/identity",
-                                     "--checkpoints", ".checkpoints/identity"]),
-        ("stages.detection.reinsert", ["--name", "identity", "--dataset", "data/render", "--crops",
-                                       "data/crops/synthetic", "--refined", "data/refined/identity",
-                                       "--out", "data/reinserted/identity"]),
-    ]:
-        res = run_stage(module, w, *args)
-        assert res.returncode == 0, (module, res.stderr[-2000:])
+    crop_and_identity_refine(w)
     manifest = pd.read_csv(w / "data/crops/synthetic/manifest.csv")
     coco = read_coco(w / "data/render/coco.json")
     assert len(manifest) == len(coco.annotations) > 0

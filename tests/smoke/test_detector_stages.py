@@ -15,7 +15,7 @@ from pipeline.io.predictions import read_predictions
 from pipeline.metrics.detection import best_threshold, coco_ap, prf1
 from pipeline.params import load_params
 from stages.detection import train_detector
-from tests.conftest import copy_tree, run_stage, write_params
+from tests.conftest import copy_tree, crop_and_identity_refine, run_stage, write_params
 
 SETS = ["R", "identity", "R+1xidentity"]
 SEEDS = [0, 1]
@@ -32,16 +32,7 @@ OVERRIDES = {
 def work(rendered, tmp_path_factory):
     w = copy_tree(rendered, tmp_path_factory.mktemp("detector") / "w")
     write_params(w, OVERRIDES)
-    for module, args in [
-        ("stages.detection.crop", ["--synthetic", "data/render", "--real_train", "data/real/train", "--out", "data/crops"]),
-        ("stages.detection.refine", ["--name", "identity", "--crops", "data/crops", "--out", "data/refined/identity",
-                                     "--checkpoints", ".checkpoints/identity"]),
-        ("stages.detection.reinsert", ["--name", "identity", "--dataset", "data/render", "--crops",
-                                       "data/crops/synthetic", "--refined", "data/refined/identity",
-                                       "--out", "data/reinserted/identity"]),
-    ]:
-        res = run_stage(module, w, *args)
-        assert res.returncode == 0, (module, res.stderr[-2000:])
+    crop_and_identity_refine(w)
     return w
 
 
