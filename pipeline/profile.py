@@ -1,0 +1,79 @@
+"""Params profiles: a YAML overlay of params.yaml, applied as a DVC experiment.
+
+    python -m pipeline.profile params.paper.yaml [--print] [-- extra `dvc exp run` arguments]
+
+The overlay is merged into params.yaml and the result is validated first (bad keys or values stop here
+with one line, exit 2). Then ``dvc exp run --set-param key=value ...`` runs with one ``--set-param`` per
+leaf of the overlay, so the experiment records exactly what the profile changed; ``--print`` only
+prints that command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import PipelineError, cli
+from pipeline.params import PARAMS_FILE, parse_params
+
+
+def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of every non-mapping value (lists are values, as DVC sets them whole)."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and v:
+            out.update(leaves(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in overlay.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def set_param_args(profile: Path, base: Path = PARAMS_FILE) -> list[str]:
+    """``--set-param key=value`` arguments for every leaf of ``profile``, after validating the merge."""
+    try:
+        overlay = yaml.safe_load(Path(profile).read_text()) or {}
+    except FileNotFoundError:
+        raise PipelineError(f"{profile}: profile not found") from None
+    except yaml.YAMLError:
+        raise PipelineError(f"{profile}: not valid YAML") from None
+    if not isinstance(overlay, dict):
+        raise PipelineError(f"{profile}: expected a mapping of params sections")
+    parse_params(merge(yaml.safe_load(Path(base).read_text()) or {}, overlay), str(profile))
+    args = []
+    for key, value in leaves(overlay).items():
+        args += ["--set-param", f"{key}={json.dumps(value, separators=(',', ':'))}"]
+    return args
+
+
+@cli
+def main() -> None:
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    if not argv:
+        raise PipelineError("usage: python -m pipeline.profile PROFILE.yaml [--print] [-- dvc exp run args]")
+    cmd = ["dvc", "exp", "run", *set_param_args(Path(argv[0])), *extra]
+    if "--print" in argv:
+        print(shlex.join(cmd))
+        return
+    # this interpreter's dvc, and its `python` first on PATH for the stage commands
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    raise SystemExit(subprocess.run([sys.executable, "-m", *cmd], env=env).returncode)
+
+
+if __name__ == "__main__":
+    main()

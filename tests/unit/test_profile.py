@@ -1,0 +1,32 @@
+"""Params profiles: the paper overlay validates against the schema and becomes one --set-param per leaf."""
+
+import json
+
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.profile import leaves, set_param_args
+from tests.conftest import ROOT
+
+
+def test_paper_profile_validates_and_sets_every_leaf():
+    args = set_param_args(ROOT / "params.paper.yaml", ROOT / "params.yaml")
+    pairs = dict(a.split("=", 1) for a in args[1::2])
+    assert set(args[0::2]) == {"--set-param"}
+    assert json.loads(pairs["refine.ngf"]) == 64 and json.loads(pairs["evaluate.seeds"]) == [0, 1, 2, 3, 4]
+    assert "R+0.5xD_S" in json.loads(pairs["train_detector.sets"])
+    assert all(" " not in a for a in args)  # one shell word each
+
+
+def test_leaves_keep_lists_whole():
+    assert leaves({"a": {"b": 1, "c": [1, 2], "d": {"e": None}}}) == {"a.b": 1, "a.c": [1, 2], "a.d.e": None}
+
+
+def test_bad_profile_names_the_key(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("train_detector:\n  widht: 1.0\n")
+    with pytest.raises(PipelineError, match="train_detector.widht: unknown key"):
+        set_param_args(bad, ROOT / "params.yaml")
+    bad.write_text("train_detector:\n  sets: [S]\n")
+    with pytest.raises(PipelineError, match="must include 'R'"):
+        set_param_args(bad, ROOT / "params.yaml")
