@@ -56,6 +56,20 @@ def ranking(s: Summary, refiners: Sequence[str]) -> list[tuple[str, str, dict[st
     return sorted(rows, key=lambda r: -(r[2]["mean"] if r[2]["mean"] is not None else -1.0))
 
 
+def separation(ranked: Sequence[tuple[str, str, dict[str, Any]]]) -> str:
+    """Whether the best set's interval clears every other ranked set's interval (otherwise the ranking
+    is not evidence)."""
+    if len(ranked) < 2:
+        return ""
+    best = ranked[0][2]
+    if best.get("lo") is None:
+        return "Single runs have no interval; the ranking is not evidence."
+    if any(r[2].get("hi") is None or best["lo"] <= r[2]["hi"] for r in ranked[1:]):
+        return ("The best interval overlaps another's: these runs do not separate the refiner configs "
+                "(more seeds, more data or longer training would be needed).")
+    return "The best interval clears every other refined set's interval."
+
+
 def ranking_table(s: Summary, refiners: Sequence[str]) -> str:
     rows = [[str(i), f"`{c}`", f"`{name}`", ci_cell(f1)] for i, (c, name, f1) in enumerate(ranking(s, refiners), 1)]
     baselines = [[ "–", "(baseline)", f"`{b}`", ci_cell(s["sets"][b]["test_f1"])]

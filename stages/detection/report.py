@@ -76,7 +76,8 @@ def markdown(s: dict, refiners: list[str]) -> str:
         rp.ranking_table(s, refiners), "",
     ]
     if ranked:
-        lines += [f"Best: `{ranked[0][1]}` (refiner `{ranked[0][0]}`), mean test F1 {rp.ci_cell(ranked[0][2])}.", ""]
+        lines += [f"Highest mean: `{ranked[0][1]}` (refiner `{ranked[0][0]}`), test F1 {rp.ci_cell(ranked[0][2])}. "
+                  f"{rp.separation(ranked)}", ""]
     lines += ["## Test metrics per training set", "", rp.sets_table(s), "",
               "![validation curves](val_curves.png)", "",
               "## Distances between crop sets", ""]

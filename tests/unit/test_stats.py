@@ -35,3 +35,15 @@ def test_regression_recovers_a_line():
     assert out["r"] == pytest.approx(np.corrcoef(x, y)[0, 1]) and out["r"] < -0.99 and out["n"] == 4
     assert math.isnan(regression([1.0], [2.0])["slope"])
     assert math.isnan(regression([1.0, 2.0], [2.0, 3.0])["p"])  # two points: a line, no p-value
+
+
+def test_report_says_when_intervals_overlap():
+    from pipeline.report import separation
+
+    a = mean_ci([0.80, 0.82, 0.81])
+    b = mean_ci([0.50, 0.52, 0.51])
+    c = mean_ci([0.79, 0.83, 0.80])
+    assert "clears" in separation([("x", "x", a), ("y", "y", b)])
+    assert "do not separate" in separation([("x", "x", a), ("y", "y", b), ("z", "z", c)])
+    single = {k: (None if k in ("lo", "hi") else v) for k, v in mean_ci([0.9]).items()}
+    assert "not evidence" in separation([("x", "x", single), ("y", "y", b)])
