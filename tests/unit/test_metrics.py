@@ -10,8 +10,8 @@ from scipy import linalg
 from pipeline.errors import PipelineError
 from pipeline.metrics.detection import (ap_from_matches, ap_torchmetrics, best_threshold, coco_ap, match,
                                         match_all, prf1)
-from pipeline.metrics.distances import (INCEPTION_WEIGHTS_FILE, InceptionWeightsMissing, feature_distance,
-                                        feature_stats, frechet_distance, inception_distances, kid)
+from pipeline.metrics.distances import (INCEPTION_WEIGHTS_FILE, InceptionWeightsMissing, _Precomputed,
+                                        feature_distance, feature_stats, frechet_distance, inception_distances, kid)
 
 GT = [[0.0, 0.0, 10.0, 10.0]]
 
@@ -163,17 +163,6 @@ def test_best_threshold_maximises_f1():
 
 # ---------------------------------------------------------------- Fréchet distance, KID
 
-class _Passthrough(torch.nn.Module):
-    """Feature 'extractor' that hands precomputed features to torchmetrics."""
-
-    def __init__(self, num_features: int) -> None:
-        super().__init__()
-        self.num_features = num_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def _independent_fd(a: np.ndarray, b: np.ndarray) -> float:
     """|mu1-mu2|^2 + tr S1 + tr S2 - 2 tr (S1^1/2 S2 S1^1/2)^1/2, via symmetric eigendecompositions."""
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
@@ -211,7 +200,7 @@ def test_frechet_distance_agrees_with_torchmetrics_fid(feats):
     from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
 
     a, b = feats
-    metric = FrechetInceptionDistance(feature=_Passthrough(a.shape[1]))
+    metric = FrechetInceptionDistance(feature=_Precomputed(a.shape[1]))
     metric.update(torch.tensor(a), real=True)
     metric.update(torch.tensor(b), real=False)
     ours = feature_distance(a, b, kid_subsets=2, kid_subset_size=50)["fd"]
@@ -236,7 +225,7 @@ def test_kid_identical_shifted_and_torchmetrics(feats):
     shifted, _ = kid(x, x + 1.0, subsets=10, subset_size=200)
     assert abs(same) < 0.1 and shifted > 50 * abs(same)
     with pytest.warns(UserWarning):
-        metric = KernelInceptionDistance(feature=_Passthrough(8), subsets=6, subset_size=60)
+        metric = KernelInceptionDistance(feature=_Precomputed(8), subsets=6, subset_size=60)
     metric.update(torch.tensor(a), real=True)
     metric.update(torch.tensor(b), real=False)
     torch.manual_seed(11)
