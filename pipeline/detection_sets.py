@@ -85,11 +85,12 @@ def compose(parts: Sequence[Part], roots: dict[str, Path], target: str, seed: in
     A ``<k>x`` part draws round(k * |R_train|) images without replacement (seeded), capped at the
     size of that part's set.
     """
-    n_real = len(load_samples(roots[REAL], target))
+    loaded = {src: load_samples(roots[src], target) for src in dict.fromkeys([REAL, *(p.source for p in parts)])}
+    n_real = len(loaded[REAL])
     rng = np.random.default_rng(seed)
     out: list[Sample] = []
     for part in parts:
-        samples = load_samples(roots[part.source], target)
+        samples = loaded[part.source]
         if part.ratio is not None:
             n = min(len(samples), int(round(part.ratio * n_real)))
             samples = [samples[i] for i in sorted(rng.choice(len(samples), size=n, replace=False))]

@@ -100,8 +100,9 @@ def label_preservation(detectors: Sequence[tuple[SqueezeDet, float]], datasets: 
     but ``S`` also the per-detector drop ``recall(S) - recall(dataset)``; mean and CI over detectors."""
     recalls: dict[str, list[float]] = {}
     for name, root in datasets.items():
+        samples = load_samples(root, target)  # read and validated once, shared by every detector
         for model, thr in detectors:
-            data = DetectionData(load_samples(root, target), model.image_size)
+            data = DetectionData(samples, model.image_size)
             preds = predict_data(setup.prepare(model), data, setup, batch_size)
             recalls.setdefault(name, []).append(prf1(preds, [s.boxes for s in data.samples], iou, thr)["recall"])
     out: dict[str, dict[str, Any]] = {}
