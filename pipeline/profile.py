@@ -52,11 +52,27 @@ def set_param_args(profile: Path, base: Path = PARAMS_FILE) -> list[str]:
         raise PipelineError(f"{profile}: not valid YAML") from None
     if not isinstance(overlay, dict):
         raise PipelineError(f"{profile}: expected a mapping of params sections")
-    parse_params(merge(yaml.safe_load(Path(base).read_text()) or {}, overlay), str(profile))
-    args = []
+    base_tree = yaml.safe_load(Path(base).read_text()) or {}
+    parse_params(merge(base_tree, overlay), str(profile))
+    return [arg for value in set_param_values(overlay, base_tree) for arg in ("--set-param", value)]
+
+
+def set_param_values(overlay: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    """``key=value`` Hydra overrides (``dvc exp run --set-param``) for every leaf of ``overlay``.
+
+    Values are JSON, which the override grammar reads back as the same list/number/string; a key that
+    ``base`` lacks gets Hydra's ``+`` (add) prefix, since DVC refuses to set an unknown key otherwise.
+    """
+    out = []
     for key, value in leaves(overlay).items():
-        args += ["--set-param", f"{key}={json.dumps(value, separators=(',', ':'))}"]
-    return args
+        node: Any = base
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        out.append(f"{'+' if node is _MISSING else ''}{key}={json.dumps(value, separators=(',', ':'))}")
+    return out
+
+
+_MISSING = object()
 
 
 @cli

@@ -9,17 +9,21 @@ parent explicitly through ``PIPELINE_PARENT_RUN_ID``.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from pipeline.params import Params, as_flat_dict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PARENT_ENV = "PIPELINE_PARENT_RUN_ID"
 
@@ -120,3 +124,59 @@ def stage_run(pipeline: str, stage: str, params: Params, section: Any,
         handle = StageRun(mlflow, run.info.run_id)
         yield handle
         handle.metrics({"wall_seconds": time.perf_counter() - start})
+
+
+@contextlib.contextmanager
+def pipeline_run(pipeline: str, params: Params, run_name: str, tags: dict[str, str] | None = None) -> Iterator[str]:
+    """The parent run of one orchestrated pipeline run (a Prefect flow run); yields its id.
+
+    While open, ``PIPELINE_PARENT_RUN_ID`` points the stage processes at it, so each stage DVC runs
+    becomes its child. Ends FINISHED, or FAILED when the body raises.
+    """
+    mlflow = _mlflow()
+    exp = _experiment(mlflow, pipeline)
+    client = mlflow.MlflowClient()
+    run = client.create_run(exp, run_name=run_name, tags={**_tags(params), "pipeline": pipeline, **(tags or {})})
+    run_id = run.info.run_id
+    old = os.environ.get(PARENT_ENV)
+    os.environ[PARENT_ENV] = run_id
+    status = "FAILED"
+    try:
+        yield run_id
+        status = "FINISHED"
+    finally:
+        if old is None:
+            os.environ.pop(PARENT_ENV, None)
+        else:
+            os.environ[PARENT_ENV] = old
+        client.set_terminated(run_id, status=status)
+
+
+def log_to_run(run_id: str, metrics: dict[str, float] | None = None, tags: dict[str, str] | None = None) -> None:
+    """Add metrics or tags to a finished or running run (the flow's parent gets its summary this way)."""
+    client = _mlflow().MlflowClient()
+    for k, v in (metrics or {}).items():
+        client.log_metric(run_id, k, float(v))
+    for k, v in (tags or {}).items():
+        client.set_tag(run_id, k, v)
+
+
+def search_runs(pipeline: str, filter_string: str = "") -> "pd.DataFrame":
+    """Runs of the pipeline's experiment as a pandas table (``mlflow.search_runs``); empty if none."""
+    import pandas as pd
+
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(pipeline)
+    if exp is None:
+        return pd.DataFrame()
+    return mlflow.search_runs([exp.experiment_id], filter_string=filter_string, order_by=["start_time DESC"])
+
+
+def compare_url(pipeline: str, run_ids: list[str], ui: str = "http://127.0.0.1:5000") -> str:
+    """The MLflow UI's compare view for these runs."""
+    from urllib.parse import quote
+
+    exp = _mlflow().get_experiment_by_name(pipeline)
+    exp_ids = [exp.experiment_id] if exp is not None else []
+    return (f"{ui.rstrip('/')}/#/compare-runs?runs={quote(json.dumps(run_ids))}"
+            f"&experiments={quote(json.dumps(exp_ids))}")

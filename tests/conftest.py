@@ -51,6 +51,21 @@ def write_params(folder: Path, overrides: dict | None = None) -> Path:
     return path
 
 
+def scratch_project(proj: Path, overrides: dict | None = None) -> Path:
+    """A git + DVC copy of the project (code, dvc.yaml, DVC config) with TINY params, committed."""
+    proj.mkdir(parents=True)
+    for name in ("pipeline", "stages"):
+        shutil.copytree(ROOT / name, proj / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, proj / name)
+    shutil.copytree(ROOT / ".dvc", proj / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
+    write_params(proj, overrides)
+    for cmd in (["init", "-q"], ["config", "user.email", "ci@example.org"], ["config", "user.name", "ci"],
+                ["add", "-A"], ["commit", "-qm", "scratch project"]):
+        subprocess.run(["git", *cmd], cwd=proj, check=True, capture_output=True)
+    return proj
+
+
 def run_stage(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """Run a stage module as DVC would, from ``cwd`` (which holds params.yaml)."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
@@ -105,3 +120,12 @@ def write_box_dataset(root: Path, n: int, w: int = 64, h: int = 48, seed: int = 
                      "keypoints": [x + 6, y + 5, 2], "area": 120})
     (root / "coco.json").write_text(json.dumps({"images": images, "annotations": anns}))
     return root
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """Prefect's test harness: a real temporary API server and database for the session's flow runs."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -68,3 +68,29 @@ def test_module_sizes_follow_conventions():
         if "import bpy" in text:
             assert "render/blender" in str(path), f"{path} imports bpy outside the fence"
         assert "import mlflow" not in text or path.name == "tracking.py", path
+
+
+def test_every_deployment_entrypoint_resolves_to_a_flow():
+    import inspect
+
+    from prefect import Flow
+    from prefect.flows import load_flow_from_entrypoint
+
+    from pipeline.flows.deploy import deployments
+
+    specs = deployments(ROOT)
+    assert {s.pool for s in specs} == {"cpu", "gpu"}
+    assert [s.name for s in specs if s.cron] == ["nightly", "weekly"]
+    for spec in specs:
+        flow = load_flow_from_entrypoint(str(ROOT / spec.entrypoint))
+        assert isinstance(flow, Flow), spec.entrypoint
+        accepted = inspect.signature(flow.fn).parameters
+        assert set(spec.parameters) <= set(accepted), (spec.name, set(spec.parameters) - set(accepted))
+        flow.validate_parameters(spec.parameters)  # types match the flow's signature
+
+
+def test_gpu_stages_exist_in_the_dag():
+    from pipeline.flows.dag import GPU_STAGES
+
+    stages = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+    assert {"refine", "train_detector"} <= stages and {"refine", "train_detector"} <= GPU_STAGES

@@ -1,14 +1,13 @@
 """The demo DAG at tiny scale through a real `dvc repro` in a scratch clone of the project."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT, TINY, write_params
+from tests.conftest import ROOT, TINY, scratch_project
 
 BIN = str(Path(sys.executable).parent)
 
@@ -25,15 +24,7 @@ def _ran(log: str) -> set[str]:
 
 
 def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    for name in ("pipeline", "stages"):
-        shutil.copytree(ROOT / name, proj / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, proj / name)
-    shutil.copytree(ROOT / ".dvc", proj / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
-    write_params(proj)
-    subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
+    proj = scratch_project(tmp_path / "proj")
 
     first = _ran(_dvc(proj, "repro"))
     runs = yaml.safe_load((ROOT / "params.yaml").read_text())["refine"]["run"]

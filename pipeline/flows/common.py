@@ -1,0 +1,213 @@
+"""Prefect building blocks shared by every pipeline's flows: one task per DVC stage, GPU routing, the run frame.
+
+A flow run here is: validate and apply the params overrides (``dvc exp run --set-param`` semantics), open
+the MLflow parent run, run the planned DVC stages one task each (DVC skips what is unchanged, so a flow
+and ``dvc repro`` reuse each other's results), record the workspace as a DVC experiment, and put the
+workspace back when overrides were applied. Stages run one after another because DVC holds one lock per
+workspace; GPU stages can be sent to the ``gpu`` work pool instead of running in the flow's process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from prefect.settings import (
+    PREFECT_SERVER_ANALYTICS_ENABLED,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    temporary_settings,
+)
+from prefect.tasks import exponential_backoff
+
+from pipeline.errors import PipelineError, cli
+from pipeline.flows import dag
+from pipeline.params import PARAMS_FILE, load_params
+from pipeline.tracking import log_to_run, pipeline_run
+
+Executor = Literal["local", "pools"]
+GPU_DEPLOYMENT = "run-stages/gpu"
+
+
+def _transient(task_: Any, task_run: Any, state: Any) -> bool:
+    """Retry unless the stage stopped on the user's input (exit 2, one-line error): that fails again."""
+    try:
+        state.result()
+    except dag.StageFailed as exc:
+        return not exc.user_error
+    except Exception:  # noqa: BLE001 - anything else (killed worker, CUDA error, I/O) may be transient
+        return True
+    return False
+
+
+@task(name="dvc-stage", task_run_name="{address}", retries=2,
+      retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.2,
+      retry_condition_fn=_transient)
+def dvc_stage(root: str, address: str, pull: bool = False, push: bool = False) -> str:
+    """Reproduce one DVC stage if it changed: "ran" or "skipped"."""
+    start = time.perf_counter()
+    ran = dag.run_stage(root, address, pull=pull)
+    if push:
+        dag.push_stage(root, address)
+    status = "ran" if ran else "skipped"
+    get_run_logger().info("%s %s in %.1f s", address, status, time.perf_counter() - start)
+    return status
+
+
+@task(name="gpu-pool-stage", task_run_name="{address} on {deployment}")
+def pool_stage(root: str, address: str, deployment: str = GPU_DEPLOYMENT, share: bool = False) -> str:
+    """Run one stage as a flow run of ``deployment`` (a worker of that pool picks it up) and wait for it.
+
+    The pool's concurrency limit (one run per GPU) queues it when the GPUs are busy.
+    """
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(deployment, timeout=None, parameters={
+        "root": root, "stages": [address], "pull": share, "push": share,
+        "parent_run_id": os.environ.get("PIPELINE_PARENT_RUN_ID"), "exp_name": os.environ.get("DVC_EXP_NAME")})
+    if not run.state or not run.state.is_completed():
+        raise dag.StageFailed(address, f"{deployment} flow run {run.name} ended {run.state and run.state.name}: "
+                                       f"{run.state and run.state.message}", user_error=False)
+    return "pool"  # ran or skipped over there: the worker's flow run logs which
+
+
+def run_plan(root: Path, stages: list[dag.PlannedStage], executor: Executor = "local",
+             share: bool = False) -> dict[str, str]:
+    """Run the stages in order, each a task; GPU stages go to the gpu pool when ``executor`` is "pools"."""
+    done: dict[str, str] = {}
+    for s in stages:
+        if executor == "pools" and s.gpu:
+            done[s.address] = pool_stage(str(root), s.address, share=share)
+            if share:  # the worker pushed outputs + run-cache entry: restore them here, updating dvc.lock
+                dvc_stage(str(root), s.address, pull=True)
+        else:
+            done[s.address] = dvc_stage(str(root), s.address, pull=share, push=share)
+    return done
+
+
+def orchestrate(pipeline: str, root: str, overrides: dict[str, Any] | None, exp_name: str | None, record: bool,
+                body: Callable[[Path], dict[str, str]]) -> dict[str, str]:
+    """The frame of a flow run around ``body(root)``: overrides, MLflow parent, DVC experiment, summary."""
+    root_path = dag.check_root(root)
+    name = exp_name or f"{flow_run.flow_name or pipeline}-{flow_run.name or 'local'}".replace("_", "-")
+    logger = get_run_logger()
+    with dag.workspace_snapshot(root_path) if overrides else contextlib.nullcontext():
+        applied = dag.apply_overrides(root_path, overrides)
+        if applied:
+            logger.info("params overrides: %s", " ".join(applied))
+        params = load_params(root_path / PARAMS_FILE)
+        tags = {"prefect_flow_run_id": str(flow_run.id or ""), "dvc_exp_name": name,
+                "overrides": " ".join(applied)[:5000]}
+        start = time.perf_counter()
+        with dag.stage_env(DVC_EXP_NAME=name, PREFECT__FLOW_RUN_ID=flow_run.id), \
+                pipeline_run(pipeline, params, name, tags) as parent:
+            done = body(root_path)
+            log_to_run(parent, {"stages_ran": sum(v == "ran" for v in done.values()),
+                                "stages_skipped": sum(v == "skipped" for v in done.values()),
+                                "flow_seconds": time.perf_counter() - start})
+        ref = dag.save_experiment(root_path, name) if record else None
+        if ref:
+            log_to_run(parent, tags={"dvc_exp_ref": ref})
+    rows = "\n".join(f"| `{a}` | {s} |" for a, s in done.items())
+    create_markdown_artifact(f"### {pipeline}: {name}\n\n| stage | status |\n|---|---|\n{rows}\n\n"
+                             f"DVC experiment: `{ref or 'not recorded'}`; MLflow parent run `{parent}`",
+                             key=f"{pipeline}-stages".replace("_", "-"), description="stages of this run")
+    return done
+
+
+@flow(name="run-stages", log_prints=True)
+def run_stages(root: str = ".", stages: list[str] | None = None, pull: bool = False, push: bool = False,
+               parent_run_id: str | None = None, exp_name: str | None = None) -> dict[str, str]:
+    """Run the given DVC stages here (the unit a gpu/cpu pool worker executes for a pipeline flow).
+
+    With ``pull`` (a worker on another machine with its own checkout) the stages' upstream stages are
+    restored first from the DVC remote's run-cache, so their outputs are there as inputs.
+    """
+    root_path = dag.check_root(root)
+    todo = [s.address for s in dag.plan(root_path, stages)] if pull and stages else list(stages or [])
+    with dag.stage_env(PIPELINE_PARENT_RUN_ID=parent_run_id, DVC_EXP_NAME=exp_name,
+                       PREFECT__FLOW_RUN_ID=flow_run.id):
+        return {a: dvc_stage(str(root_path), a, pull=pull, push=push) for a in todo}
+
+
+def parse_set(values: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs (values read as YAML: numbers, lists, strings)."""
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise PipelineError(f"--set {item}: expected key=value")
+        try:
+            out[key] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise PipelineError(f"--set {item}: value is not valid YAML") from None
+    return out
+
+
+def flow_cli(run: Callable[..., Any], description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None):
+    """A ``main()`` for ``python -m pipeline.flows.<name>``: runs the flow once, here, and exits 0/1/2."""
+
+    @cli
+    def main() -> None:
+        ap = argparse.ArgumentParser(description=description)
+        ap.add_argument("--root", default=".")
+        ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="params override, as `dvc exp run --set-param` (repeatable)")
+        ap.add_argument("--exp-name", default=None)
+        ap.add_argument("--executor", choices=["local", "pools"], default="local")
+        ap.add_argument("--no-record", action="store_true", help="do not record a DVC experiment")
+        if extra:
+            extra(ap)
+        args = vars(ap.parse_args())
+        kwargs = {k: v for k, v in args.items() if k not in ("set", "no_record", "exp_name")}
+        overrides = parse_set(args["set"]) or None
+        dag.check_overrides(dag.check_root(args["root"]), overrides)  # bad params: one line, no flow run
+        _quiet_user_errors()
+        # without PREFECT_API_URL Prefect starts a temporary server, which needs more than its default
+        # 20 s on a busy 2-core machine; its telemetry writer races the first migration on sqlite
+        with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180,
+                                 PREFECT_SERVER_ANALYTICS_ENABLED: False}):
+            state = run(overrides=overrides, exp_name=args["exp_name"], record=not args["no_record"],
+                        return_state=True, **kwargs)
+        if not state.is_completed():
+            exc = _exception(state)
+            if isinstance(exc, (PipelineError, dag.StageFailed)):
+                raise PipelineError(str(exc))
+            print(f"error: flow run {state.name}: {state.message}", file=sys.stderr)
+            raise SystemExit(1)
+
+    return main
+
+
+class _NoUserTracebacks(logging.Filter):
+    """Prefect logs a failed run's exception with its traceback; for a stage's one-line error that is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (PipelineError, dag.StageFailed)):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_user_errors() -> None:
+    loggers = [logging.getLogger()] + [logging.getLogger(n) for n in list(logging.Logger.manager.loggerDict)
+                                       if n.startswith("prefect")]
+    for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
+        handler.addFilter(_NoUserTracebacks())
+
+
+def _exception(state: Any) -> BaseException | None:
+    try:
+        state.result()
+    except BaseException as exc:  # noqa: BLE001
+        return exc
+    return None
