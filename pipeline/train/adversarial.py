@@ -1,14 +1,17 @@
 """One adversarial-training harness for every GAN family in the project.
 
 A *family* owns its networks and says how to compute the generator loss and the discriminator loss
-for a batch; the harness owns everything around that: optimisers (Adam), the learning-rate schedule
-(constant for the first half of the epochs, then linear decay to 0), image history pools, autocast,
-progress bars, per-epoch checkpoints and resuming from the last one. Data comes from a sampler whose
+for a batch; the harness owns everything around that: optimisers (Adam or SGD per network), the
+learning-rate schedule (constant for the first half of the epochs, then linear decay to 0; or constant),
+critic steps per generator step (or generator steps per critic step), the loss-ratio balancing rule
+that trains only the side that is behind, an exponential moving average of the generator's weights,
+image history pools, autocast, progress bars, per-epoch checkpoints and resuming from the last one. Data comes from a sampler whose
 batches depend only on (seed, epoch), so a resumed run sees the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,14 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     device: str = "auto"
     compile: bool = False
+    optimizer_G: str = "adam"  # "adam" or "sgd" (the sensor seed trains D with SGD, G with Adam)
+    optimizer_D: str = "adam"
+    lr_D: float | None = None  # None: ``lr``
+    schedule: str = "linear_decay"  # or "constant"
+    d_steps: int = 1  # discriminator (critic) updates per generator update, each on fresh fakes
+    g_steps: int = 1  # generator updates per step (the audio seed trains G 5 times per D update)
+    ema: float = 0.0  # > 0: keep an exponential moving average of G's weights with this decay
+    balance: tuple[float, float] | None = None  # (r_low, r_high) on r = loss_D / loss_G; see ``balance_mode``
 
 
 class GanFamily(Protocol):
@@ -49,6 +60,24 @@ class GanFamily(Protocol):
     def generator_loss(self, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float], Batch]: ...
 
     def discriminator_loss(self, batch: Batch, fakes: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+def _optimizer(kind: str, params: list[nn.Parameter], lr: float, beta1: float) -> torch.optim.Optimizer:
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999))
+    raise ValueError(f"unknown optimizer {kind!r}")
+
+
+def balance_mode(loss_d: float, loss_g: float, low: float, high: float) -> str:
+    """Which networks to update next, from r = L_disc / L_adv (the video seed's eq. 4.9 rule).
+
+    r > ``high``: the discriminator is losing, so only D trains; r < ``low``: D is winning too easily,
+    so only G trains; otherwise both do.
+    """
+    r = loss_d / max(abs(loss_g), 1e-8)
+    return "D" if r > high else "G" if r < low else "both"
 
 
 def lr_factor(epoch: int, epochs: int) -> float:
@@ -83,12 +112,26 @@ class AdversarialTrainer:
         torch.manual_seed(cfg.seed)
         for m in family.modules().values():
             self.setup.prepare(m)
-        betas = (cfg.beta1, 0.999)
-        self.opt = {r: torch.optim.Adam(family.parameters_of(r), lr=cfg.lr, betas=betas) for r in ("G", "D")}
-        self.sched = {r: torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(e, cfg.epochs))
-                      for r, o in self.opt.items()}
+        kinds, lrs = {"G": cfg.optimizer_G, "D": cfg.optimizer_D}, {"G": cfg.lr, "D": cfg.lr_D or cfg.lr}
+        self.opt = {r: _optimizer(kinds[r], family.parameters_of(r), lrs[r], cfg.beta1) for r in ("G", "D")}
+        factor = (lambda e: lr_factor(e, cfg.epochs)) if cfg.schedule == "linear_decay" else (lambda e: 1.0)
+        self.sched = {r: torch.optim.lr_scheduler.LambdaLR(o, factor) for r, o in self.opt.items()}
         self.pools = {k: ImagePool(cfg.pool_size, cfg.seed + i) for i, k in enumerate(family.pooled)}
+        self.ema_G = copy.deepcopy(family.modules()["G"]).eval().requires_grad_(False) if cfg.ema > 0 else None
+        self.mode = "both"  # updated by the balancing rule after every step when ``cfg.balance`` is set
         self.epoch, self.history = 0, []
+
+    def generator(self) -> nn.Module:
+        """The generator to sample from: its EMA copy when ``cfg.ema`` > 0, else the trained one."""
+        return self.ema_G if self.ema_G is not None else self.family.modules()["G"]
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        g = self.family.modules()["G"]
+        for e, p in zip(self.ema_G.parameters(), g.parameters(), strict=True):
+            e.lerp_(p.detach(), 1.0 - self.cfg.ema)
+        for e, b in zip(self.ema_G.buffers(), g.buffers(), strict=True):
+            e.copy_(b)
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
@@ -96,7 +139,8 @@ class AdversarialTrainer:
                 "modules": {k: m.state_dict() for k, m in self.family.modules().items()},
                 "opt": {k: o.state_dict() for k, o in self.opt.items()},
                 "sched": {k: s.state_dict() for k, s in self.sched.items()},
-                "pools": {k: p.state_dict() for k, p in self.pools.items()}}
+                "pools": {k: p.state_dict() for k, p in self.pools.items()}, "mode": self.mode,
+                "ema_G": self.ema_G.state_dict() if self.ema_G is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
         for k, m in self.family.modules().items():
@@ -106,6 +150,9 @@ class AdversarialTrainer:
             self.sched[k].load_state_dict(state["sched"][k])
         for k, p in self.pools.items():
             p.load_state_dict(state["pools"][k], self.setup.device)
+        if self.ema_G is not None:
+            self.ema_G.load_state_dict(state["ema_G"])
+        self.mode = state.get("mode", "both")
         self.epoch, self.history = state["epoch"], state["history"]
 
     def save(self) -> None:
@@ -125,20 +172,34 @@ class AdversarialTrainer:
 
     # ------------------------------------------------------------ training
     def _step(self, batch: Batch) -> dict[str, float]:
-        fam, setup = self.family, self.setup
+        fam, setup, cfg = self.family, self.setup, self.cfg
         batch = {k: setup.batch(v) for k, v in batch.items()}
-        self.opt["G"].zero_grad(set_to_none=True)
-        with setup.autocast():
-            g_loss, logs, fakes = fam.generator_loss(batch, self.epoch)
-        g_loss.backward()
-        self.opt["G"].step()
+        train_g, train_d = self.mode in ("both", "G"), self.mode in ("both", "D")
+        for _ in range(cfg.g_steps if train_g else 1):
+            self.opt["G"].zero_grad(set_to_none=True)
+            with setup.autocast(), torch.set_grad_enabled(train_g):
+                g_loss, logs, fakes = fam.generator_loss(batch, self.epoch)
+            if train_g:
+                g_loss.backward()
+                self.opt["G"].step()
+                if self.ema_G is not None:
+                    self._update_ema()
         fakes = {k: self.pools[k].query(v) if k in self.pools else v.detach() for k, v in fakes.items()}
-        self.opt["D"].zero_grad(set_to_none=True)
-        with setup.autocast():
-            d_loss, d_logs = fam.discriminator_loss(batch, fakes, self.epoch)
-        d_loss.backward()
-        self.opt["D"].step()
-        return {"loss_G": float(g_loss.detach()), "loss_D": float(d_loss.detach()), **logs, **d_logs}
+        for i in range(cfg.d_steps if train_d else 1):
+            if i and hasattr(fam, "fresh_fakes"):  # further critic steps see new samples
+                with torch.no_grad(), setup.autocast():
+                    fakes = fam.fresh_fakes(batch)
+            self.opt["D"].zero_grad(set_to_none=True)
+            with setup.autocast(), torch.set_grad_enabled(train_d):
+                d_loss, d_logs = fam.discriminator_loss(batch, fakes, self.epoch)
+            if train_d:
+                d_loss.backward()
+                self.opt["D"].step()
+        out = {"loss_G": float(g_loss.detach()), "loss_D": float(d_loss.detach()), **logs, **d_logs}
+        if cfg.balance is not None:
+            out.update(trained_G=float(train_g), trained_D=float(train_d))
+            self.mode = balance_mode(out["loss_D"], out.get("G_adv", out["loss_G"]), *cfg.balance)
+        return out
 
     def fit(self, sampler: Callable[[int], Iterable[Batch]],
             on_epoch: Callable[[int, dict[str, float]], None] | None = None, stop_after: int | None = None) -> list:
