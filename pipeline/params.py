@@ -14,26 +14,18 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import yaml
 
 from pipeline.errors import PipelineError
+from pipeline.fields import NONNEG, POS, UNIT, _c
+from pipeline.anime.params import ANIME_SECTIONS, check_anime
+from pipeline.audio.params import AUDIO_SECTIONS, check_audio
+from pipeline.sensor.params import SENSOR_SECTIONS, check_sensor
+from pipeline.video.params import VIDEO_SECTIONS, check_video
 
 PARAMS_FILE = Path("params.yaml")
-
-
-def _c(default: Any, check: Callable[[Any], bool] | None = None, desc: str = "", choices: tuple = ()) -> Any:
-    """A dataclass field with a validation predicate and its human description."""
-    meta = {"check": check, "desc": desc, "choices": choices}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-POS = (lambda v: v > 0, "> 0")
-NONNEG = (lambda v: v >= 0, ">= 0")
-UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
 
 
 # ---------------------------------------------------------------- render
@@ -221,6 +213,10 @@ SECTIONS: dict[str, type] = {
     "train_detector": TrainDetectorParams,
     "evaluate": EvaluateParams,
     "report": ReportParams,
+    **SENSOR_SECTIONS,
+    **AUDIO_SECTIONS,
+    **ANIME_SECTIONS,
+    **VIDEO_SECTIONS,
 }
 
 
@@ -368,6 +364,8 @@ def _check_across(sections: dict[str, Any]) -> None:
     if t.pretrained and (t.width != 1.0 or t.batch_norm):
         raise PipelineError("train_detector.pretrained: ImageNet SqueezeNet weights need width 1.0 and "
                             f"batch_norm false (got width {t.width}, batch_norm {t.batch_norm})")
+    for check in (check_sensor, check_audio, check_anime, check_video):
+        check(sections)
     if REAL not in sets:
         raise PipelineError("train_detector.sets: must include 'R' (the evaluate stage uses the R_train detectors "
                             "for label preservation and as the feature space of crop distances)")

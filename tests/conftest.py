@@ -27,6 +27,12 @@ TINY = {
                        "epochs": 1, "batch_size": 2},
     "evaluate": {"seeds": [0], "kid_subsets": 5},
     "report": {"detections": 1},
+    "sensor_prepare": {"stride": 100},
+    "sensor_train_gan": {"run": ["dcgan", "cwgan_gp"], "epochs": 2, "samples_per_class": 8, "ngf": 8, "ndf": 8},
+    "sensor_classify": {"epochs": 2, "minirocket_kernels": 84},
+    # audio domain (issue 7)
+    # anime domain (issue 8)
+    # video domain (issue 9)
 }
 
 

@@ -114,7 +114,7 @@ def orchestrate(pipeline: str, root: str, overrides: dict[str, Any] | None, exp_
             log_to_run(parent, {"stages_ran": sum(v == "ran" for v in done.values()),
                                 "stages_skipped": sum(v == "skipped" for v in done.values()),
                                 "flow_seconds": time.perf_counter() - start})
-        ref = dag.save_experiment(root_path, name) if record else None
+        ref = dag.save_experiment(root_path, name, list(done)) if record else None
         if ref:
             log_to_run(parent, tags={"dvc_exp_ref": ref})
     rows = "\n".join(f"| `{a}` | {s} |" for a, s in done.items())

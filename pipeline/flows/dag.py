@@ -8,7 +8,6 @@ the other skips. Prefect is imported by the modules that define flows, not here.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -36,7 +35,8 @@ class PlannedStage:
 
     @property
     def gpu(self) -> bool:
-        return self.name in GPU_STAGES
+        # domain stages are <domain>_<stage>: sensor_train_gan is a train_gan stage
+        return self.name in GPU_STAGES or self.name.partition("_")[2] in GPU_STAGES
 
 
 class StageFailed(Exception):
@@ -218,25 +218,24 @@ def workspace_snapshot(root: Path | str, files: tuple[str, ...] = (PARAMS_FILE, 
                 repo.close()
 
 
-def save_experiment(root: Path | str, name: str) -> str | None:
-    """Record the workspace (params, dvc.lock, metrics) as DVC experiment ``name``; its ref, or None without git."""
+def save_experiment(root: Path | str, name: str, targets: list[str] | None = None) -> str | None:
+    """Record the workspace (params, dvc.lock, metrics) as DVC experiment ``name``; its ref, or None without git.
+
+    ``targets``: the stages this run covered. Without them DVC refuses to save while another pipeline of the
+    same dvc.yaml has outputs missing from the workspace.
+    """
     with _in_dir(root):
         repo = open_repo(root)
         try:
             metrics = [str(p) for s in repo.index.stages for o in s.outs if (o.metric or o.plot) and not o.use_cache
                        for p in [Path(o.fs_path).relative_to(Path(root).resolve())] if p.is_file()]
             try:
-                return repo.experiments.save(name=name, force=True, include_untracked=metrics)
+                return repo.experiments.save(targets=targets, name=name, force=True, include_untracked=metrics)
             except Exception as exc:  # noqa: BLE001 - no git repo or no commit yet: the run still counts
                 print(f"warning: not recorded as a DVC experiment: {' '.join(str(exc).split())}", file=sys.stderr)
                 return None
         finally:
             repo.close()
-
-
-def read_metrics(root: Path | str, path: str) -> dict[str, Any]:
-    file = Path(root) / path
-    return json.loads(file.read_text()) if file.is_file() else {}
 
 
 def check_root(root: Path | str) -> Path:

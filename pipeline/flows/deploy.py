@@ -44,6 +44,8 @@ def deployments(root: Path) -> list[Spec]:
         Spec("weekly", "pipeline/flows/sweep.py:refiner_sweep", "cpu", "0 3 * * 6",
              {"root": str(root), "executor": "pools", "configs": configs},
              "Refiner sweep every Saturday at 03:00 UTC."),
+        Spec("nightly", "pipeline/flows/sensor.py:sensor", "cpu", "0 1 * * *",
+             {"root": str(root), "executor": "pools"}, "The sensor domain every night at 01:00 UTC."),
         Spec("gpu", "pipeline/flows/common.py:run_stages", "gpu", None, {"root": str(root)},
              "Runs GPU-heavy stages (refine, train_detector, train_gan) for the pipeline flows."),
         Spec("cpu", "pipeline/flows/common.py:run_stages", "cpu", None, {"root": str(root)},

@@ -12,24 +12,36 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+DOMAINS = ("sensor", "audio", "anime", "video")
+
+
 def _stages():
     for name, st in DVC["stages"].items():
         yield name, st.get("do", st)
 
 
+def module_of(stage: str) -> str:
+    """``crop`` → stages.detection.crop; ``sensor_train_gan`` → stages.sensor.train_gan."""
+    domain, _, rest = stage.partition("_")
+    return f"stages.{domain}.{rest}" if domain in DOMAINS else f"stages.detection.{stage}"
+
+
 def _lookup(key: str):
     node = PARAMS
-    for part in key.replace("${item}", PARAMS["refine"]["run"][0]).split("."):
+    if "${item}" in key:  # a foreach stage over ``<section>.run``: check its first item
+        key = key.replace("${item}", PARAMS[key.split(".")[0]]["run"][0])
+    for part in key.split("."):
         node = node[part]
     return node
 
 
 def test_every_stage_has_module_and_reads_its_own_section():
     for name, st in _stages():
-        assert f"stages.detection.{name}" in st["cmd"], name
-        mod = importlib.import_module(f"stages.detection.{name}")
+        module = module_of(name)
+        assert module in st["cmd"], name
+        mod = importlib.import_module(module)
         assert callable(mod.run) and callable(mod.main)
-        assert f"stages/detection/{name}.py" in st["deps"]
+        assert module.replace(".", "/") + ".py" in st["deps"]
         own = [p for p in st["params"] if p.split(".")[0] == name]
         assert own, f"stage {name} must read params from its own section {name}:"
 
@@ -44,8 +56,8 @@ def test_params_are_dotted_and_exist():
 def test_stage_params_cover_their_section():
     # Every leaf of a stage's own section is listed (directly or through a parent key).
     for name, st in _stages():
-        if name == "refine":
-            continue  # refine lists one config per foreach item
+        if name in ("refine", "sensor_train_gan"):
+            continue  # they list one config/variant per foreach item, checked below
         listed = set(st["params"])
         # a matrix axis (e.g. train_detector.sets) is part of the stage name, not a param dependency
         listed |= {v[2:-1] for v in st.get("matrix", {}).values() if isinstance(v, str) and v.startswith("${")}
@@ -61,7 +73,7 @@ def test_sections_match_the_schema_and_validate():
 
 def test_module_sizes_follow_conventions():
     for name, _ in _stages():
-        src = (ROOT / f"stages/detection/{name}.py").read_text()
+        src = (ROOT / (module_of(name).replace(".", "/") + ".py")).read_text()
         assert "import bpy" not in src
     for path in (ROOT / "pipeline").rglob("*.py"):
         text = path.read_text()
@@ -80,7 +92,8 @@ def test_every_deployment_entrypoint_resolves_to_a_flow():
 
     specs = deployments(ROOT)
     assert {s.pool for s in specs} == {"cpu", "gpu"}
-    assert [s.name for s in specs if s.cron] == ["nightly", "weekly"]
+    assert [(s.entrypoint.split(":")[1], s.name) for s in specs if s.cron] == [
+        ("detection", "nightly"), ("refiner_sweep", "weekly"), ("sensor", "nightly")]
     for spec in specs:
         flow = load_flow_from_entrypoint(str(ROOT / spec.entrypoint))
         assert isinstance(flow, Flow), spec.entrypoint
@@ -90,7 +103,19 @@ def test_every_deployment_entrypoint_resolves_to_a_flow():
 
 
 def test_gpu_stages_exist_in_the_dag():
-    from pipeline.flows.dag import GPU_STAGES
+    from pipeline.flows.dag import GPU_STAGES, PlannedStage
 
     stages = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
-    assert {"refine", "train_detector"} <= stages and {"refine", "train_detector"} <= GPU_STAGES
+    assert {"refine", "train_detector", "sensor_train_gan"} <= stages
+    assert {"refine", "train_detector", "train_gan"} <= GPU_STAGES
+    assert PlannedStage("sensor_train_gan@dcgan", "sensor_train_gan", ()).gpu
+    assert not PlannedStage("sensor_classify", "sensor_classify", ()).gpu
+
+
+def test_foreach_stages_list_every_shared_key_of_their_section():
+    for name, per_item in (("refine", "configs"), ("sensor_train_gan", "variants")):
+        listed = set(dict(_stages())[name]["params"])
+        for f in dataclasses.fields(SECTIONS[name]):
+            if f.name not in ("run", per_item):
+                assert f"{name}.{f.name}" in listed, f"{name}.{f.name} is read by stage {name} but not listed"
+        assert f"{name}.{per_item}.${{item}}" in listed

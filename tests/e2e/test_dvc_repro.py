@@ -32,7 +32,8 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     detectors = {f"train_detector@{s}-{seed}" for s in TINY["train_detector"]["sets"]
                  for seed in TINY["evaluate"]["seeds"]}
     downstream = detectors | {"evaluate", "report"}
-    assert first == {"render", "real", "crop"} | branches | downstream
+    sensor = {"sensor_prepare", "sensor_classify"} | {f"sensor_train_gan@{v}" for v in TINY["sensor_train_gan"]["run"]}
+    assert first == {"render", "real", "crop"} | branches | downstream | sensor
     for n in runs:
         assert (proj / f"data/reinserted/{n}/coco.json").is_file()
     assert (proj / "metrics/render.json").is_file()
@@ -41,6 +42,7 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     for d in detectors:
         assert f"metrics/train_detector/{d.split('@')[1]}.json" in shown
     assert "test_f1" in shown and "fd_squeezedet_R" in shown
+    assert "metrics/sensor_classify.json" in shown and (proj / "reports/sensor/report.md").is_file()
 
     second = _dvc(proj, "repro")
     assert _ran(second) == set() and "up to date" in second

@@ -18,6 +18,8 @@ import yaml
 
 from pipeline.flows import dag
 from pipeline.flows.detection import FINAL_STAGES, detection
+from pipeline.flows.sensor import FINAL_STAGES as SENSOR_FINAL
+from pipeline.flows.sensor import sensor
 from pipeline.flows.sweep import refiner_sweep
 from tests.conftest import scratch_project
 
@@ -56,7 +58,7 @@ def test_flow_first_then_dvc_repro_has_nothing_to_do(proj, prefect_harness):
     assert list(done) == planned and set(done.values()) == {"ran"}
     assert (proj / "reports/detection/report.md").is_file()
 
-    log = _dvc(proj, "repro")
+    log = _dvc(proj, "repro", "report")  # the detection pipeline; the sensor stages are another flow's
     assert _ran(log) == set() and "up to date" in log
 
     # one MLflow parent for the flow run, a child per stage, all tagged with the flow run id
@@ -79,7 +81,7 @@ def test_dvc_repro_first_then_flow_skips_everything(proj, prefect_harness):
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["report"]["detections"] = 2
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
-    assert _ran(_dvc(proj, "repro")) == {"report"}
+    assert _ran(_dvc(proj, "repro", "report")) == {"report"}
     state = detection(root=str(proj), record=False, return_state=True)
     assert state.is_completed(), state.message
     assert set(state.result().values()) == {"skipped"}
@@ -98,6 +100,25 @@ def test_refiner_sweep_fans_out_and_compares(proj, prefect_harness):
     sweep = [e for rev in exps for e in (rev.get("experiments") or []) if e["name"] == "sweep-one"]
     data = sweep[0]["revs"][0]["data"]["params"]["params.yaml"]["data"]
     assert data["refine"]["run"] == [config] and data["train_detector"]["sets"] == ["S", "R", config]
+
+
+def test_sensor_flow_then_dvc_repro_has_nothing_to_do(proj, prepared_sensor_flow):
+    done, log = prepared_sensor_flow
+    assert list(done) == [s.address for s in dag.plan(proj, SENSOR_FINAL)] and set(done.values()) == {"ran"}
+    assert _ran(log) == set() and (proj / "reports/sensor/report.md").is_file()
+
+
+@pytest.fixture(scope="module")
+def prepared_sensor_flow(proj, prefect_harness):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{proj.parent / 'mlflow.db'}")
+    try:
+        state = sensor(root=str(proj), record=False, return_state=True)
+        assert state.is_completed(), state.message
+        return state.result(), _dvc(proj, "repro", *SENSOR_FINAL)
+    finally:
+        mp.undo()
 
 
 def _free_port() -> int:
@@ -154,6 +175,7 @@ def test_deployment_on_a_real_prefect_server(proj, tmp_path):
         assert "POOLS 1 process process" in lines
         assert "DEPLOYMENT detection/nightly cpu ['0 2 * * *']" in lines
         assert "DEPLOYMENT refiner-sweep/weekly cpu ['0 3 * * 6']" in lines
+        assert "DEPLOYMENT sensor/nightly cpu ['0 1 * * *']" in lines
         assert "DEPLOYMENT run-stages/gpu gpu []" in lines
         flow_run_id = next(line.split()[1] for line in lines if line.startswith("TRIGGERED"))
 

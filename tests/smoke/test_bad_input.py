@@ -99,3 +99,18 @@ def test_missing_inception_weights_when_asked_for(tmp_path):
                     "--reinserted", "d", "--detectors", "e", "--runs", "f", "--out", "g")
     _assert_clean_failure(res, "inception.pth", "pt_inception-2015-12-05-6726825d.pth", "evaluate.inception_weights")
     assert not (tmp_path / "g").exists()
+
+
+def test_sensor_source_that_is_not_a_folder(tmp_path):
+    write_params(tmp_path, {"sensor_prepare": {"source": "no/such/MotionSense"}})
+    res = run_stage("stages.sensor.prepare", tmp_path, "--out", "prep")
+    _assert_clean_failure(res, "sensor_prepare.source: 'no/such/MotionSense' is neither")
+    assert not (tmp_path / "prep").exists()
+
+
+def test_sensor_classify_without_gan_samples(tmp_path):
+    write_params(tmp_path, {"sensor_prepare": {"stride": 100}})
+    assert run_stage("stages.sensor.prepare", tmp_path, "--out", "prep").returncode == 0
+    res = run_stage("stages.sensor.classify", tmp_path, "--prepared", "prep", "--gans", "gans", "--out", "rep")
+    _assert_clean_failure(res, "gans/dcgan/samples.npz: not found (run sensor_train_gan@dcgan)")
+    assert not (tmp_path / "rep").exists()

@@ -237,3 +237,18 @@ def test_share_lets_another_checkout_restore_instead_of_rerunning(project, tmp_p
     done = common.run_stages(root=str(third), stages=["d"], pull=True, push=True)
     assert done == {"a": "ran", "b": "ran", "c": "ran", "d": "ran"} and _calls(third) == []
     assert (third / "out/d.txt").read_text() == (project / "out/d.txt").read_text()
+
+
+def test_experiment_is_recorded_while_another_pipeline_has_not_run(tmp_path, monkeypatch, prefect_harness):
+    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
+    root = make_project(tmp_path / "two", {"a": [], "b": ["a"], "other": []})  # `other`: another pipeline
+
+    from prefect import flow
+
+    @flow
+    def first():
+        return orchestrate("tiny", str(root), None, "just-b", True, lambda r: run_plan(r, dag.plan(r, ["b"])))
+
+    assert first(return_state=True).is_completed() and not (root / "out/other.txt").exists()
+    show = subprocess.run([f"{BIN}/dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True)
+    assert "just-b" in {e["name"] for rev in json.loads(show.stdout) for e in (rev.get("experiments") or [])}

@@ -1,0 +1,1 @@
+"""The anime domain (issue 8)."""

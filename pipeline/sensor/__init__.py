@@ -1,0 +1,1 @@
+"""The sensor domain: accelerometer windows, 1D GANs, activity classification."""

@@ -1,0 +1,65 @@
+"""Training and sampling the sensor GAN variants with the shared adversarial harness."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pipeline.nn.gan1d import Discriminator1D, Generator1D, init_dcgan
+from pipeline.sensor.data import MinMaxScaler, WindowSet
+from pipeline.sensor.params import GanVariant, SensorTrainGanParams
+from pipeline.train.adversarial import AdversarialTrainer, TrainConfig
+from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample
+
+
+def build(v: GanVariant, channels: int, length: int, n_classes: int) -> tuple[Generator1D, Discriminator1D]:
+    k = n_classes if v.conditional else 0
+    g = Generator1D(channels, length, v.latent_dim, v.ngf, k)
+    d = Discriminator1D(channels, length, v.ndf, k, norm="none" if v.loss == "wgan-gp" else "batch")
+    init_dcgan(g)
+    init_dcgan(d)
+    return g, d
+
+
+def train(p: SensorTrainGanParams, v: GanVariant, train_set: WindowSet, scaler: MinMaxScaler, n_classes: int,
+          checkpoints: Path | None = None,
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> tuple[Generator1D, list[dict]]:
+    """Fit one variant on the training windows scaled to [-1, 1]; returns the generator and the loss history."""
+    torch.manual_seed(p.seed)
+    _, channels, length = train_set.x.shape
+    g, d = build(v, channels, length, n_classes)
+    family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight)
+    cfg = TrainConfig(epochs=p.epochs, lr=v.lr_G, lr_D=v.lr_D, beta1=v.beta1, batch_size=p.batch_size,
+                      pool_size=0, seed=p.seed, device=p.device, optimizer_G=v.optimizer_G,
+                      optimizer_D=v.optimizer_D, schedule="constant", d_steps=v.d_steps)
+    x = torch.as_tensor(scaler.transform(train_set.x), dtype=torch.float32)
+    y = torch.as_tensor(train_set.y, dtype=torch.long)
+    trainer = AdversarialTrainer(family, cfg, checkpoints)
+    history = trainer.fit(LabelledSampler(x, y, p.batch_size, p.seed), on_epoch)
+    return g.cpu().eval(), history
+
+
+def generate(g: Generator1D, v: GanVariant, n_classes: int, per_class: int, scaler: MinMaxScaler,
+             seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``per_class`` windows for every class, in the sensor's units; labels are the conditions asked for
+    (for an unconditional generator they only say which draw it was)."""
+    labels = torch.arange(n_classes).repeat_interleave(per_class)
+    x = sample(g, labels, v.latent_dim, seed, v.conditional)
+    return scaler.inverse(x.numpy()), labels.numpy()
+
+
+def save_generator(path: Path, g: Generator1D, v: GanVariant, channels: int, length: int, n_classes: int) -> None:
+    torch.save({"variant": dataclasses.asdict(v), "channels": channels, "length": length, "n_classes": n_classes,
+                "state_dict": g.state_dict()}, path)
+
+
+def load_generator(path: Path) -> tuple[Generator1D, GanVariant]:
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    v = GanVariant(**blob["variant"])
+    g, _ = build(v, blob["channels"], blob["length"], blob["n_classes"])
+    g.load_state_dict(blob["state_dict"])
+    return g.eval(), v

@@ -1,0 +1,130 @@
+"""Params sections of the sensor domain: sensor_prepare, sensor_train_gan, sensor_classify."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pipeline.errors import PipelineError
+from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
+
+FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
+
+
+@dataclass(frozen=True)
+class SensorPrepareParams:
+    """Recordings → resampled, windowed, split by source (subject or recording) so nothing leaks."""
+
+    source: str = _c("basic_motions", desc="'basic_motions' or a MotionSense folder (A_DeviceMotion_data)")
+    gyroscope: bool = _c(False)
+    rate_hz: float = _c(50.0, *POS)
+    window: int = _c(200, lambda v: v >= 16 and v % 8 == 0, ">= 16 and a multiple of 8 (the generator upsamples x8)")
+    stride: int = _c(50, *POS)
+    val: float = _c(0.2, *FRACTION)
+    test: float = _c(0.5, *FRACTION)
+    seed: int = _c(0, *NONNEG)
+
+
+@dataclass(frozen=True)
+class GanVariant:
+    """One GAN variant: the section's training defaults with these keys overridden."""
+
+    conditional: bool = False
+    loss: str = "bce"
+    latent_dim: int = 100
+    ngf: int = 32
+    ndf: int = 32
+    optimizer_G: str = "adam"
+    optimizer_D: str = "sgd"
+    lr_G: float = 0.002
+    lr_D: float = 0.002
+    beta1: float = 0.5
+    d_steps: int = 1
+    gp_weight: float = 10.0
+
+
+LOSSES = ("bce", "hinge", "wgan-gp")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class SensorTrainGanParams:
+    """1D GANs on the training windows; ``variants.<name>`` override the defaults below per variant."""
+
+    run: list[str] = _c(["dcgan"], lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
+    variants: dict[str, dict] = _c({"dcgan": {}})
+    latent_dim: int = _c(100, *POS)
+    ngf: int = _c(32, *POS)
+    ndf: int = _c(32, *POS)
+    optimizer_G: str = _c("adam", choices=OPTIMIZERS)
+    optimizer_D: str = _c("sgd", choices=OPTIMIZERS)
+    lr_G: float = _c(0.002, *POS)
+    lr_D: float = _c(0.002, *POS)
+    beta1: float = _c(0.5, *UNIT)
+    gp_weight: float = _c(10.0, *NONNEG)
+    d_steps: int = _c(1, *POS)
+    epochs: int = _c(40, *POS)
+    batch_size: int = _c(32, *POS)
+    samples_per_class: int = _c(100, *POS)
+    seed: int = _c(0, *NONNEG)
+    device: str = _c("auto", choices=DEVICES)
+
+    def variant(self, name: str) -> GanVariant:
+        """The named variant, validated; errors name ``sensor_train_gan.variants.<name>.<key>``."""
+        if name not in self.variants:
+            raise PipelineError(f"sensor_train_gan.run: unknown variant {name!r} "
+                                f"(known: {', '.join(sorted(self.variants))})")
+        cfg: Any = self.variants[name] or {}
+        prefix = f"sensor_train_gan.variants.{name}"
+        if not isinstance(cfg, dict):
+            raise PipelineError(f"{prefix}: expected a mapping, got {cfg!r}")
+        known = {f.name: f for f in fields(GanVariant)}
+        unknown = sorted(set(cfg) - set(known))
+        if unknown:
+            raise PipelineError(f"{prefix}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+        merged = {k: cfg.get(k, getattr(self, k, f.default)) for k, f in known.items()}
+        for k, v in merged.items():
+            want = type(known[k].default)
+            ok = isinstance(v, want) and not (want is int and isinstance(v, bool)) or (
+                want is float and isinstance(v, int) and not isinstance(v, bool))
+            if not ok:
+                raise PipelineError(f"{prefix}.{k}: expected {want.__name__}, got {v!r}")
+        for k, choices in (("loss", LOSSES), ("optimizer_G", OPTIMIZERS), ("optimizer_D", OPTIMIZERS)):
+            if merged[k] not in choices:
+                raise PipelineError(f"{prefix}.{k}: expected one of {', '.join(choices)}, got {merged[k]!r}")
+        for k in ("latent_dim", "ngf", "ndf", "lr_G", "lr_D", "d_steps"):
+            if merged[k] <= 0:
+                raise PipelineError(f"{prefix}.{k}: expected > 0, got {merged[k]!r}")
+        return GanVariant(**{k: float(v) if type(known[k].default) is float else v for k, v in merged.items()})
+
+
+@dataclass(frozen=True)
+class SensorClassifyParams:
+    """Real-data classifier, generated-data accuracy, TSTR/TRTR (ours + MiniRocket), distribution checks."""
+
+    epochs: int = _c(30, *POS)
+    batch_size: int = _c(32, *POS)
+    lr: float = _c(1e-3, *POS)
+    minirocket_kernels: int = _c(2000, lambda v: v >= 84, ">= 84")
+    seed: int = _c(0, *NONNEG)
+    plot_examples: int = _c(3, *POS)
+    device: str = _c("auto", choices=DEVICES)
+
+
+SENSOR_SECTIONS: dict[str, type] = {
+    "sensor_prepare": SensorPrepareParams,
+    "sensor_train_gan": SensorTrainGanParams,
+    "sensor_classify": SensorClassifyParams,
+}
+
+
+def check_sensor(sections: dict[str, Any]) -> None:
+    """Cross-key checks: every variant in ``run`` exists and validates; stride <= window."""
+    gan = sections["sensor_train_gan"]
+    for name in gan.run:
+        gan.variant(name)
+    prep = sections["sensor_prepare"]
+    if prep.stride > prep.window:
+        raise PipelineError(f"sensor_prepare.stride: expected <= window ({prep.window}), got {prep.stride}")
+    if prep.val + prep.test >= 1:
+        raise PipelineError(f"sensor_prepare.test: val + test must be < 1, got {prep.val} + {prep.test}")

@@ -1,0 +1,108 @@
+"""Latent-variable GAN family (DCGAN-style, optionally class-conditional) for the shared harness.
+
+Works for any data shape: sensor windows, images, clips. G(z[, y]) → sample; D(x[, y]) → logit (B,).
+Losses: ``bce`` (non-saturating DCGAN), ``hinge``, ``wgan-gp`` (Gulrajani et al. 2017, penalty on
+random interpolates of real and fake).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Batch = dict[str, torch.Tensor]
+
+
+class LatentGanFamily:
+    pooled: tuple[str, ...] = ()
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_dim: int, loss: str = "bce",
+                 conditional: bool = False, gp_weight: float = 10.0) -> None:
+        if loss not in ("bce", "hinge", "wgan-gp"):
+            raise ValueError(f"unknown GAN loss {loss!r}")
+        self.G, self.D, self.latent_dim = generator, discriminator, latent_dim
+        self.loss, self.conditional, self.gp_weight = loss, conditional, gp_weight
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def parameters_of(self, role: str) -> list[nn.Parameter]:
+        return list((self.G if role == "G" else self.D).parameters())
+
+    def _labels(self, batch: Batch) -> torch.Tensor | None:
+        return batch["y"] if self.conditional else None
+
+    def _fake(self, batch: Batch) -> torch.Tensor:
+        x = batch["x"]
+        z = torch.randn(len(x), self.latent_dim, device=x.device)
+        return self.G(z, self._labels(batch))
+
+    def fresh_fakes(self, batch: Batch) -> Batch:
+        return {"fake": self._fake(batch).detach()}
+
+    def generator_loss(self, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float], Batch]:
+        fake = self._fake(batch)
+        out = self.D(fake, self._labels(batch))
+        if self.loss == "bce":
+            loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        else:
+            loss = -out.mean()
+        return loss, {"G_adv": float(loss.detach())}, {"fake": fake}
+
+    def discriminator_loss(self, batch: Batch, fakes: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        real, fake, y = batch["x"], fakes["fake"], self._labels(batch)
+        d_real, d_fake = self.D(real, y), self.D(fake, y)
+        logs = {"D_real": float(d_real.detach().mean()), "D_fake": float(d_fake.detach().mean())}
+        if self.loss == "bce":
+            loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                    + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        elif self.loss == "hinge":
+            loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        else:
+            gp = gradient_penalty(self.D, real, fake, y)
+            logs["wasserstein"] = float((d_real - d_fake).detach().mean())
+            logs["gp"] = float(gp.detach())
+            loss = d_fake.mean() - d_real.mean() + self.gp_weight * gp
+        return loss, logs
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     y: torch.Tensor | None = None) -> torch.Tensor:
+    """E[(‖∇D(x̂)‖₂ − 1)²] over x̂ = εx + (1−ε)x̃, ε ~ U(0, 1) per sample."""
+    eps = torch.rand((len(real),) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    out = critic(mixed, y)
+    (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+class LabelledSampler:
+    """Shuffled (x, y) batches per epoch from a (seed, epoch) generator; the last partial batch is dropped."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> None:
+        self.x, self.y, self.batch_size, self.seed = x, y, min(batch_size, len(x)), seed
+        self.steps = max(1, len(x) // self.batch_size)
+
+    def __call__(self, epoch: int) -> Iterator[Batch]:
+        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+        order = torch.randperm(len(self.x), generator=g)
+        for s in range(self.steps):
+            ix = order[s * self.batch_size:(s + 1) * self.batch_size]
+            yield {"x": self.x[ix], "y": self.y[ix]}
+
+
+@torch.no_grad()
+def sample(generator: nn.Module, labels: torch.Tensor, latent_dim: int, seed: int, conditional: bool,
+           device: torch.device | str = "cpu", batch: int = 256) -> torch.Tensor:
+    """Samples for ``labels`` (their condition; ignored by unconditional generators), from a fixed seed."""
+    generator.eval()
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(labels), latent_dim, generator=g)
+    out = []
+    for i in range(0, len(z), batch):
+        y = labels[i:i + batch].to(device) if conditional else None
+        out.append(generator(z[i:i + batch].to(device), y).float().cpu())
+    return torch.cat(out)

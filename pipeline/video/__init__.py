@@ -1,0 +1,1 @@
+"""The video domain (issue 9)."""

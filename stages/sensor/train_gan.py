@@ -1,0 +1,59 @@
+"""Stage ``sensor_train_gan@<variant>``: train one 1D GAN variant on the training windows, then draw
+``samples_per_class`` windows per class (in sensor units) for the classify stage."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import cli
+from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
+from pipeline.sensor.data import MinMaxScaler, read_prepared
+from pipeline.sensor.gan import generate, save_generator, train
+from pipeline.sensor.params import SensorTrainGanParams
+from pipeline.sensor.plots import traces
+from pipeline.stage import execute, parse_paths
+
+
+def run(p: SensorTrainGanParams, name: str, prepared: Path, out: Path, plots: Path | None = None,
+        on_epoch=None) -> dict[str, float]:
+    """Write out/model.pt (generator), history.json and samples.npz (x in sensor units, y = condition)."""
+    v = p.variant(name)
+    meta, sets = read_prepared(prepared, ("train",))
+    scaler = MinMaxScaler(meta["minmax"]["lo"], meta["minmax"]["hi"])
+    k = len(meta["classes"])
+    g, history = train(p, v, sets["train"], scaler, k, on_epoch=on_epoch)
+    x, y = generate(g, v, k, p.samples_per_class, scaler, p.seed + 1)
+    with atomic_dir(out) as tmp:
+        save_generator(tmp / "model.pt", g, v, x.shape[1], x.shape[2], k)
+        write_json_atomic(tmp / "history.json", history)
+        np.savez_compressed(tmp / "samples.npz", x=x.astype(np.float32), y=y, conditional=v.conditional)
+    if plots is not None:
+        write_csv_atomic(plots, [{"epoch": i + 1, **h} for i, h in enumerate(history)])
+    last = history[-1] if history else {}
+    return {"epochs": float(len(history)), "samples": float(len(x)), **{k2: float(v2) for k2, v2 in last.items()}}
+
+
+@cli
+def main() -> None:
+    args = parse_paths("prepared", "out", "plots", extra=("name",))
+
+    def body(params, log):
+        metrics = run(params.sensor_train_gan, args.name, args.prepared, args.out, args.plots,
+                      lambda epoch, means: log.metrics(means, step=epoch))
+        meta, sets = read_prepared(args.prepared, ("train",))
+        with np.load(args.out / "samples.npz") as z:
+            log.image("real_vs_generated.png", traces({"real": (sets["train"].x, sets["train"].y),
+                                                        args.name: (z["x"], z["y"])}, meta["classes"],
+                                                       meta["channels"], rate_hz=meta["rate_hz"]))
+        return metrics
+
+    execute("sensor", f"sensor_train_gan@{args.name}", lambda p: {
+        **dataclasses.asdict(p.sensor_train_gan), "variants": None,
+        "variant": dataclasses.asdict(p.sensor_train_gan.variant(args.name))}, body, args.metrics)
+
+
+if __name__ == "__main__":
+    main()
