@@ -26,13 +26,23 @@ class DeviceSetup:
 
     def prepare(self, module: nn.Module) -> nn.Module:
         module = module.to(self.device)
-        if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
+        if self.channels_last:  # per tensor: a network may mix 2D (4-d weights) and 3D (5-d) convolutions
+            for p in module.parameters():
+                p.data = _channels_last(p.data)
         return module
 
     def batch(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+        return _channels_last(x) if self.channels_last else x
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Images (4-d) to channels_last, clips (5-d) to channels_last_3d, anything else unchanged."""
+    if x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    if x.dim() == 5:
+        return x.contiguous(memory_format=torch.channels_last_3d)
+    return x
 
 
 def pick_device(prefer: str = "auto", compile: bool = False) -> DeviceSetup:

@@ -61,3 +61,16 @@ def test_balanced_training_freezes_the_side_that_is_ahead():
     logs = t._step(next(iter(_data()(1))))
     assert logs["trained_D"] == 0.0 and logs["trained_G"] == 1.0
     assert all(torch.equal(a, b) for a, b in zip(d_mid, t.family.D.parameters(), strict=True))
+
+
+def test_channels_last_setup_handles_2d_and_3d_convolutions():
+    from pipeline.train.device import DeviceSetup
+
+    setup = DeviceSetup(torch.device("cpu"), bf16=False, channels_last=True, compile=False)  # CUDA's layout
+    net = setup.prepare(torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1), torch.nn.Flatten(0, 1)))
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    clip = setup.batch(torch.rand(1, 2, 4, 8, 8))
+    assert clip.is_contiguous(memory_format=torch.channels_last_3d) and net(clip).shape == (4, 4, 8, 8)
+    conv2d = setup.prepare(torch.nn.Conv2d(3, 4, 3))
+    assert conv2d.weight.is_contiguous(memory_format=torch.channels_last)
+    assert setup.batch(torch.rand(2, 3, 8, 8)).is_contiguous(memory_format=torch.channels_last)
