@@ -10,18 +10,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import yaml
 
 from pipeline.errors import PipelineError
-from pipeline.fields import NONNEG, POS, UNIT, _c
 from pipeline.anime.params import ANIME_SECTIONS, check_anime
 from pipeline.audio.params import AUDIO_SECTIONS, check_audio
+from pipeline.fields import NONNEG, POS, UNIT, _c, parse_section
 from pipeline.sensor.params import SENSOR_SECTIONS, check_sensor
 from pipeline.video.params import VIDEO_SECTIONS, check_video
 
@@ -234,104 +232,6 @@ class Params:
     def digest(self) -> str:
         """Stable hash of the whole params file (MLflow tag)."""
         return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()[:12]
-
-
-# ---------------------------------------------------------------- validation
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return f"{_type_name(args[0])} or null"
-    if origin is tuple:
-        return "list of " + ", ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    if origin is dict:
-        return "mapping"
-    if dataclasses.is_dataclass(tp):
-        return "mapping"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _fail(key: str, tp: Any, value: Any, desc: str = "") -> PipelineError:
-    want = _type_name(tp) + (f" {desc}" if desc else "")
-    return PipelineError(f"{key}: expected {want}, got {value!r}")
-
-
-def _convert(key: str, tp: Any, value: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        if value is None:
-            return None
-        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
-        try:
-            return _convert(key, inner, value)
-        except PipelineError:
-            raise _fail(key, tp, value) from None
-    if dataclasses.is_dataclass(tp):
-        return parse_section(tp, value, key)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise _fail(key, tp, value)
-        return tuple(_convert(f"{key}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise _fail(key, tp, value)
-        return [_convert(f"{key}[{i}]", inner, v) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _fail(key, tp, value)
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise _fail(key, tp, value)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(key, tp, value)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fail(key, tp, value)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise _fail(key, tp, value)
-        return value
-    raise TypeError(f"unsupported params type {tp} at {key}")
-
-
-def parse_section(cls: type, data: Any, prefix: str) -> Any:
-    """Validate a mapping into the frozen dataclass ``cls``; keys are reported as ``prefix.key``."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PipelineError(f"{prefix}: expected mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise PipelineError(f"{prefix}.{unknown[0]}: unknown key (known: {', '.join(sorted(fields))})")
-    values = {}
-    for name, f in fields.items():
-        if name not in data:
-            continue
-        key, tp = f"{prefix}.{name}", hints[name]
-        choices, check = f.metadata.get("choices"), f.metadata.get("check")
-        try:
-            value = _convert(key, tp, data[name])
-        except PipelineError as exc:
-            if str(exc).startswith(f"{key}: expected") and f.metadata.get("desc"):
-                raise _fail(key, tp, data[name], f.metadata["desc"]) from None
-            raise
-        if choices and value not in choices:
-            raise PipelineError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
-        if check is not None and value is not None and not check(value):
-            raise _fail(key, tp, data[name], f.metadata.get("desc", ""))
-        values[name] = value
-    return cls(**values)
 
 
 def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:

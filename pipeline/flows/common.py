@@ -124,6 +124,25 @@ def orchestrate(pipeline: str, root: str, overrides: dict[str, Any] | None, exp_
     return done
 
 
+FLOW_PARAMETERS = """``overrides`` are dotted params keys (``{"refine.epochs": 4}``), applied like ``dvc exp run
+--set-param`` and recorded, with the results, as the DVC experiment ``exp_name``. ``executor="pools"`` sends
+GPU stages to the ``gpu`` work pool; ``share`` pulls inputs from and pushes outputs to the default DVC
+remote (workers on other machines)."""
+
+
+def pipeline_flow(name: str, final_stages: list[str], summary: str) -> Any:
+    """The Prefect flow ``name``: runs ``final_stages`` and everything upstream of them, one DVC stage a task."""
+
+    def run(root: str = ".", overrides: dict[str, Any] | None = None, exp_name: str | None = None,
+            executor: Executor = "local", record: bool = True, share: bool = False) -> dict[str, str]:
+        return orchestrate(name, root, overrides, exp_name, record,
+                           lambda r: run_plan(r, dag.plan(r, final_stages), executor, share))
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = f"{summary}\n\n{FLOW_PARAMETERS}"
+    return flow(run, name=name, log_prints=True)
+
+
 @flow(name="run-stages", log_prints=True)
 def run_stages(root: str = ".", stages: list[str] | None = None, pull: bool = False, push: bool = False,
                parent_run_id: str | None = None, exp_name: str | None = None) -> dict[str, str]:

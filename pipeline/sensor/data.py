@@ -7,7 +7,6 @@ over sources, so windows of one source never land on both sides of a split.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.io.tables import read_csv_rows
 
 MOTIONSENSE_ACTIVITIES = ("dws", "ups", "wlk", "jog", "std", "sit")
 MOTIONSENSE_ACC = ("userAcceleration.x", "userAcceleration.y", "userAcceleration.z")
@@ -64,16 +64,7 @@ def load_motionsense(root: Path, gyroscope: bool = False) -> tuple[list[Recordin
 
 
 def _read_csv(path: Path, cols: tuple[str, ...]) -> np.ndarray:
-    try:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise PipelineError(f"{path}: unreadable CSV ({exc})") from None
-    if not rows:
-        raise PipelineError(f"{path}: no rows")
-    missing = [c for c in cols if c not in rows[0]]
-    if missing:
-        raise PipelineError(f"{path}: missing column {missing[0]!r}")
+    rows = read_csv_rows(path, cols)
     try:
         return np.array([[float(r[c]) for r in rows] for c in cols], dtype=np.float64)
     except ValueError as exc:

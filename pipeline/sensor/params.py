@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
+from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c, resolve_variant
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
 
@@ -25,44 +25,34 @@ class SensorPrepareParams:
     seed: int = _c(0, *NONNEG)
 
 
-@dataclass(frozen=True)
-class GanVariant:
-    """One GAN variant: the section's training defaults with these keys overridden."""
-
-    conditional: bool = False
-    loss: str = "bce"
-    latent_dim: int = 100
-    ngf: int = 32
-    ndf: int = 32
-    optimizer_G: str = "adam"
-    optimizer_D: str = "sgd"
-    lr_G: float = 0.002
-    lr_D: float = 0.002
-    beta1: float = 0.5
-    d_steps: int = 1
-    gp_weight: float = 10.0
-
-
 LOSSES = ("bce", "hinge", "wgan-gp")
 OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
-class SensorTrainGanParams:
-    """1D GANs on the training windows; ``variants.<name>`` override the defaults below per variant."""
+class GanVariant:
+    """One GAN variant; as fields of the section, the defaults that ``variants.<name>`` override."""
 
-    run: list[str] = _c(["dcgan"], lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
-    variants: dict[str, dict] = _c({"dcgan": {}})
+    conditional: bool = _c(False)
+    loss: str = _c("bce", choices=LOSSES)
     latent_dim: int = _c(100, *POS)
     ngf: int = _c(32, *POS)
     ndf: int = _c(32, *POS)
     optimizer_G: str = _c("adam", choices=OPTIMIZERS)
-    optimizer_D: str = _c("sgd", choices=OPTIMIZERS)
+    optimizer_D: str = _c("sgd", choices=OPTIMIZERS)  # the seed: SGD discriminator + Adam generator, lr 0.002
     lr_G: float = _c(0.002, *POS)
     lr_D: float = _c(0.002, *POS)
     beta1: float = _c(0.5, *UNIT)
     gp_weight: float = _c(10.0, *NONNEG)
     d_steps: int = _c(1, *POS)
+
+
+@dataclass(frozen=True)
+class SensorTrainGanParams(GanVariant):
+    """1D GANs on the training windows; ``variants.<name>`` override the GanVariant fields per variant."""
+
+    run: list[str] = _c(["dcgan"], lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
+    variants: dict[str, dict] = _c({"dcgan": {}})
     epochs: int = _c(40, *POS)
     batch_size: int = _c(32, *POS)
     samples_per_class: int = _c(100, *POS)
@@ -71,31 +61,7 @@ class SensorTrainGanParams:
 
     def variant(self, name: str) -> GanVariant:
         """The named variant, validated; errors name ``sensor_train_gan.variants.<name>.<key>``."""
-        if name not in self.variants:
-            raise PipelineError(f"sensor_train_gan.run: unknown variant {name!r} "
-                                f"(known: {', '.join(sorted(self.variants))})")
-        cfg: Any = self.variants[name] or {}
-        prefix = f"sensor_train_gan.variants.{name}"
-        if not isinstance(cfg, dict):
-            raise PipelineError(f"{prefix}: expected a mapping, got {cfg!r}")
-        known = {f.name: f for f in fields(GanVariant)}
-        unknown = sorted(set(cfg) - set(known))
-        if unknown:
-            raise PipelineError(f"{prefix}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
-        merged = {k: cfg.get(k, getattr(self, k, f.default)) for k, f in known.items()}
-        for k, v in merged.items():
-            want = type(known[k].default)
-            ok = isinstance(v, want) and not (want is int and isinstance(v, bool)) or (
-                want is float and isinstance(v, int) and not isinstance(v, bool))
-            if not ok:
-                raise PipelineError(f"{prefix}.{k}: expected {want.__name__}, got {v!r}")
-        for k, choices in (("loss", LOSSES), ("optimizer_G", OPTIMIZERS), ("optimizer_D", OPTIMIZERS)):
-            if merged[k] not in choices:
-                raise PipelineError(f"{prefix}.{k}: expected one of {', '.join(choices)}, got {merged[k]!r}")
-        for k in ("latent_dim", "ngf", "ndf", "lr_G", "lr_D", "d_steps"):
-            if merged[k] <= 0:
-                raise PipelineError(f"{prefix}.{k}: expected > 0, got {merged[k]!r}")
-        return GanVariant(**{k: float(v) if type(known[k].default) is float else v for k, v in merged.items()})
+        return resolve_variant(self, GanVariant, name, "sensor_train_gan")
 
 
 @dataclass(frozen=True)

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
-
-def _figure_rgb(fig) -> np.ndarray:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
+from pipeline.viz import figure_rgb, pyplot
 
 
 def traces(sets: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], channels: list[str],
            per_class: int = 3, rate_hz: float = 50.0) -> np.ndarray:
     """One row per class, one column per set (e.g. real, generated): ``per_class`` windows overlaid per channel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(sets)
     fig, axes = plt.subplots(len(classes), len(names), figsize=(4.2 * len(names), 2.2 * len(classes)),
                              squeeze=False, sharey="row")
@@ -47,22 +31,4 @@ def traces(sets: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], c
     fig.tight_layout()
     for ax in axes[-1]:
         ax.set_xlabel("s", fontsize=7)
-    return _figure_rgb(fig)
-
-
-def loss_curves(histories: dict[str, list[dict[str, float]]]) -> np.ndarray:
-    """Generator and discriminator losses per epoch, one panel per variant."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, max(1, len(histories)), figsize=(4 * max(1, len(histories)), 2.8), squeeze=False)
-    for ax, (name, hist) in zip(axes[0], histories.items(), strict=False):
-        epochs = np.arange(1, len(hist) + 1)
-        for key in ("loss_G", "loss_D"):
-            ax.plot(epochs, [h.get(key, np.nan) for h in hist], label=key)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.legend(fontsize=7)
-    return _figure_rgb(fig)
+    return figure_rgb(fig)

@@ -15,8 +15,9 @@ from pipeline.io.images import save_rgb
 from pipeline.sensor.data import ZScaler, read_prepared
 from pipeline.sensor.evaluation import Generated, evaluate, table
 from pipeline.sensor.params import SensorClassifyParams
-from pipeline.sensor.plots import loss_curves, traces
+from pipeline.sensor.plots import traces
 from pipeline.stage import execute, parse_paths
+from pipeline.viz import loss_curves
 
 
 def load_generated(gans: Path, names: list[str]) -> dict[str, Generated]:

@@ -79,7 +79,7 @@ def test_motionsense_errors_name_the_file(tmp_path):
     root = _motionsense(tmp_path, subjects=(1,), acts=("wlk_1",))
     bad = root / "A_DeviceMotion_data" / "wlk_1" / "sub_1.csv"
     bad.write_text("attitude.roll,userAcceleration.x\n0.1,0.2\n")
-    with pytest.raises(PipelineError, match=r"sub_1.csv: missing column 'userAcceleration.y'"):
+    with pytest.raises(PipelineError, match=r"sub_1.csv: CSV lacks column 'userAcceleration.y'"):
         load_motionsense(root)
     with pytest.raises(PipelineError, match="no <activity>_<trial> folders"):
         load_motionsense(tmp_path / "nothing")
