@@ -1,0 +1,65 @@
+"""Stage ``audio_train_gan@<variant>``: train one sound-conditioned image GAN on the training pairs, then draw
+``samples_per_clip`` images for every test clip (voices unseen in training) for the evaluate stage."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.audio.data import read_pairs
+from pipeline.audio.features import conditions, read_features
+from pipeline.audio.gan import generate, save_generator, train
+from pipeline.audio.params import AudioTrainGanParams
+from pipeline.audio.plots import class_grid
+from pipeline.errors import cli
+from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
+from pipeline.stage import execute, parse_paths
+
+
+def run(p: AudioTrainGanParams, name: str, pairs: Path, features: Path, out: Path, plots: Path | None = None,
+        on_epoch=None) -> dict[str, float]:
+    """Write out/model.pt (generator), history.json and samples.npz (uint8 images at the real images' size,
+    the class of the clip behind each, the clip's index)."""
+    v = p.variant(name)
+    meta, sets = read_pairs(pairs)
+    fmeta, feats = read_features(features)
+    tr, te = sets["train"], sets["test"]
+    cond_tr = conditions(fmeta, feats["train"], v.feature, tr.label, features)
+    cond_te = conditions(fmeta, feats["test"], v.feature, te.label, features)
+    g, history = train(p, v, tr, cond_tr, len(meta["classes"]), meta["pairing"] == "class", on_epoch=on_epoch)
+    images = generate(g, v, cond_te, p.samples_per_clip, p.seed + 1, size=meta["image_size"])
+    with atomic_dir(out) as tmp:
+        save_generator(tmp / "model.pt", g, v, tr.images.shape[1], cond_tr.shape[1])
+        write_json_atomic(tmp / "history.json", history)
+        np.savez_compressed(tmp / "samples.npz", images=images, label=np.repeat(te.label, p.samples_per_clip),
+                            clip=np.repeat(np.arange(len(te.label)), p.samples_per_clip))
+    if plots is not None:
+        write_csv_atomic(plots, [{"epoch": i + 1, **h} for i, h in enumerate(history)])
+    last = history[-1] if history else {}
+    return {"epochs": float(len(history)), "samples": float(len(images)), **{k: float(x) for k, x in last.items()}}
+
+
+@cli
+def main() -> None:
+    args = parse_paths("pairs", "features", "out", "plots", extra=("name",))
+
+    def body(params, log):
+        metrics = run(params.audio_train_gan, args.name, args.pairs, args.features, args.out, args.plots,
+                      lambda epoch, means: log.metrics(means, step=epoch))
+        meta, sets = read_pairs(args.pairs, ("test",))
+        te = sets["test"]
+        with np.load(args.out / "samples.npz") as z:
+            log.image("test_clips_to_images.png", class_grid(z["images"], z["label"], meta["classes"], 8,
+                                                             f"{args.name}: test clip's class → generated",
+                                                             te.paired_images(), te.label))
+        return metrics
+
+    execute("audio", f"audio_train_gan@{args.name}", lambda p: {
+        **dataclasses.asdict(p.audio_train_gan), "variants": None,
+        "variant": dataclasses.asdict(p.audio_train_gan.variant(args.name))}, body, args.metrics)
+
+
+if __name__ == "__main__":
+    main()
