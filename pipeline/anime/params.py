@@ -1,11 +1,112 @@
-"""Params sections of the anime domain."""
+"""Params sections of the anime domain: anime_prepare, anime_train_gan, anime_classify."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
-ANIME_SECTIONS: dict[str, type] = {}
+from pipeline.errors import PipelineError
+from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c, resolve_variant
+
+FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
+PROCEDURAL = "procedural"
+
+
+@dataclass(frozen=True)
+class AnimePrepareParams:
+    """Faces → size×size RGB PNGs split into train and test, with a class label per face."""
+
+    source: str = _c(PROCEDURAL, desc="'procedural' (the drawn stand-in set) or an image folder")
+    images: int = _c(1000, lambda v: v >= 10, ">= 10")  # procedural only: how many faces to draw
+    size: int = _c(64, lambda v: v == 64, "(the DCGAN is built for 64)")
+    labels: Optional[str] = _c(None, desc="folder source: null (none), 'folders' or a CSV path")
+    attribute: str = _c("hair", desc="the label column that defines the classes")
+    min_size: int = _c(32, *POS)
+    non_rgb: str = _c("convert", choices=("convert", "reject"))
+    test: float = _c(0.2, *FRACTION)
+    seed: int = _c(0, *NONNEG)
+    supersample: int = _c(4, lambda v: 1 <= v <= 8, "in [1, 8]")
+
+
+LOSSES = ("bce", "hinge", "wgan-gp")
+
+
+@dataclass(frozen=True)
+class GanVariant:
+    """One GAN variant; as fields of the section, the defaults that ``variants.<name>`` override.
+
+    Defaults are seed 003's (512 maps at 4×4 = ngf 64, Adam 2e-4); the demo params.yaml is smaller."""
+
+    conditional: bool = _c(False)
+    loss: str = _c("bce", choices=LOSSES)
+    latent_dim: int = _c(100, *POS)
+    ngf: int = _c(64, *POS)
+    ndf: int = _c(64, *POS)
+    lr_G: float = _c(0.0002, *POS)
+    lr_D: float = _c(0.0002, *POS)
+    beta1: float = _c(0.5, *UNIT)
+    gp_weight: float = _c(10.0, *NONNEG)
+    d_steps: int = _c(1, *POS)
+    ema: float = _c(0.0, lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+@dataclass(frozen=True)
+class AnimeTrainGanParams(GanVariant):
+    """64×64 DCGANs on the training faces; ``variants.<name>`` override the GanVariant fields per variant
+    (seed 003: batch 256)."""
+
+    run: list[str] = _c(["dcgan"], lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
+    variants: dict[str, dict] = _c({"dcgan": {}})
+    epochs: int = _c(50, *POS)
+    batch_size: int = _c(256, lambda v: v >= 2, ">= 2")
+    grid_every: int = _c(1, *POS)
+    samples_per_class: int = _c(100, lambda v: v >= 2, ">= 2")
+    seed: int = _c(0, *NONNEG)
+    device: str = _c("auto", choices=DEVICES)
+
+    def variant(self, name: str) -> GanVariant:
+        """The named variant, validated; errors name ``anime_train_gan.variants.<name>.<key>``."""
+        return resolve_variant(self, GanVariant, name, "anime_train_gan")
+
+
+@dataclass(frozen=True)
+class AnimeClassifyParams:
+    """Attribute classifier on real faces; detector, classifier, feature distance and MS-SSIM per variant."""
+
+    epochs: int = _c(10, *POS)
+    batch_size: int = _c(64, lambda v: v >= 2, ">= 2")
+    lr: float = _c(1e-3, *POS)
+    width: int = _c(16, *POS)
+    detector_upscale: int = _c(2, lambda v: 1 <= v <= 8, "in [1, 8]")
+    detector_images: int = _c(200, *POS)
+    ms_ssim_pairs: int = _c(300, *POS)
+    kid_subsets: int = _c(50, *POS)
+    kid_subset_size: int = _c(100, lambda v: v >= 2, ">= 2")
+    plot_examples: int = _c(8, *POS)
+    seed: int = _c(0, *NONNEG)
+    device: str = _c("auto", choices=DEVICES)
+
+
+ANIME_SECTIONS: dict[str, type] = {
+    "anime_prepare": AnimePrepareParams,
+    "anime_train_gan": AnimeTrainGanParams,
+    "anime_classify": AnimeClassifyParams,
+}
 
 
 def check_anime(sections: dict[str, Any]) -> None:
-    """Cross-key checks of the anime sections."""
+    """Cross-key checks: every variant in ``run`` exists and validates; conditional variants need labels."""
+    gan, prep = sections["anime_train_gan"], sections["anime_prepare"]
+    for name in gan.run:
+        v = gan.variant(name)
+        if v.conditional and prep.source != PROCEDURAL and prep.labels is None:
+            raise PipelineError(f"anime_train_gan.variants.{name}.conditional: needs class labels, but "
+                                "anime_prepare.labels is null (use 'folders' or a CSV path)")
+    if prep.source == PROCEDURAL:
+        from pipeline.anime.faces import ATTRIBUTES
+
+        if prep.labels is not None:
+            raise PipelineError("anime_prepare.labels: the procedural set has its own labels; set it to null")
+        if prep.attribute not in ATTRIBUTES:
+            raise PipelineError(f"anime_prepare.attribute: unknown attribute {prep.attribute!r} of the procedural "
+                                f"set (known: {', '.join(ATTRIBUTES)})")

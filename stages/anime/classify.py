@@ -1,0 +1,81 @@
+"""Stage ``anime_classify``: the real anime-face detector (animeface) and an attribute classifier trained on
+real faces judge every GAN variant (detection rate and likelihood, accuracy by condition, Fréchet distance
+in the classifier's features, MS-SSIM diversity); writes the table and the pictures to the report folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.anime.data import read_prepared
+from pipeline.anime.evaluation import Generated, evaluate, table
+from pipeline.anime.params import AnimeClassifyParams
+from pipeline.anime.plots import rows_of_faces, with_detections
+from pipeline.errors import PipelineError, cli
+from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
+from pipeline.io.images import save_rgb
+from pipeline.stage import execute, parse_paths
+from pipeline.viz import loss_curves
+
+PICTURES = ("samples.png", "progress.png", "interpolation.png")
+
+
+def load_generated(gans: Path, names: list[str]) -> dict[str, Generated]:
+    out = {}
+    for name in names:
+        f = gans / name / "samples.npz"
+        if not f.is_file():
+            raise PipelineError(f"{f}: not found (run anime_train_gan@{name})")
+        with np.load(f) as z:
+            out[name] = Generated(z["x"], z["y"], bool(z["conditional"]))
+    return out
+
+
+def run(p: AnimeClassifyParams, variants: list[str], prepared: Path, gans: Path, out: Path) -> dict:
+    """Write out/report.md, metrics.json, summary.csv and the pictures; returns the metrics."""
+    meta, sets = read_prepared(prepared, ("train", "test"))
+    generated = load_generated(gans, variants)
+    metrics = evaluate(p, sets["train"], sets["test"], meta["classes"], generated)
+    histories = {n: json.loads((gans / n / "history.json").read_text()) for n in variants}
+    with atomic_dir(out) as tmp:
+        write_json_atomic(tmp / "metrics.json", metrics)
+        (tmp / "report.md").write_text(
+            "# Anime domain: real vs generated 64×64 faces\n\n"
+            f"Classes ({meta['attribute'] or 'unlabelled'}): {', '.join(meta['classes'])}. Detector: animeface "
+            f"(upsampled ×{p.detector_upscale}). Feature space: {metrics['feature_space']}.\n\n"
+            + table(metrics) + "\n")
+        write_csv_atomic(tmp / "summary.csv", [
+            {"set": n, "detection_rate": r["detector"]["detection_rate"], "ms_ssim": r["ms_ssim"],
+             "fd_attrclf": r.get("distance", {}).get("fd_attrclf")}
+            for n, r in [("real", {**metrics["real"], "distance": metrics.get("reference", {})}),
+                         *metrics["variants"].items()]])
+        shown = {"real train": sets["train"].x, **{n: g.x for n, g in generated.items()}}
+        shown = {n: x[np.linspace(0, len(x) - 1, p.plot_examples).astype(int)] for n, x in shown.items()}
+        save_rgb(tmp / "real_vs_generated.png", rows_of_faces(shown, per_row=p.plot_examples))
+        save_rgb(tmp / "detections.png", with_detections(np.concatenate(list(shown.values())), p.detector_upscale,
+                                                         cols=p.plot_examples))
+        save_rgb(tmp / "losses.png", loss_curves(histories))
+        for n in variants:
+            for pic in PICTURES:
+                shutil.copy(gans / n / pic, tmp / f"{n}_{pic}")
+    return metrics
+
+
+@cli
+def main() -> None:
+    args = parse_paths("prepared", "gans", "out")
+
+    def body(params, log):
+        metrics = run(params.anime_classify, params.anime_train_gan.run, args.prepared, args.gans, args.out)
+        for f in sorted(args.out.glob("*.png")) + [args.out / "report.md"]:
+            log.file(f)
+        return metrics
+
+    execute("anime", "anime_classify", "anime_classify", body, args.metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Stage ``anime_train_gan@<variant>``: train one 64×64 DCGAN variant on the training faces, then draw
+``samples_per_class`` faces per class for the classify stage, the final fixed-latent grid, the progress
+strip (the same latents across epochs) and latent interpolation strips."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.anime.data import read_prepared
+from pipeline.anime.gan import fingerprint, generate, interpolation, progress_strip, save_generator, train
+from pipeline.anime.params import AnimeTrainGanParams
+from pipeline.errors import cli
+from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
+from pipeline.io.images import save_rgb
+from pipeline.stage import execute, parse_paths
+
+
+def run(p: AnimeTrainGanParams, name: str, prepared: Path, out: Path, checkpoints: Path | None = None,
+        plots: Path | None = None, on_epoch=None) -> dict[str, float]:
+    """Write out/model.pt, history.json, samples.npz (x uint8, y = condition), samples.png, progress.png and
+    interpolation.png; checkpoints (per params fingerprint) are removed once the outputs are in place."""
+    v = p.variant(name)
+    meta, sets = read_prepared(prepared, ("train",))
+    k = len(meta["classes"])
+    ckpt = checkpoints / fingerprint(p, v, prepared) if checkpoints is not None else None
+    g, history, grids = train(p, v, sets["train"], k, ckpt, on_epoch)
+    x, y = generate(g, v, k, p.samples_per_class, p.seed + 1)
+    with atomic_dir(out) as tmp:
+        save_generator(tmp / "model.pt", g, v, k)
+        write_json_atomic(tmp / "history.json", history)
+        np.savez_compressed(tmp / "samples.npz", x=x, y=y, conditional=v.conditional)
+        save_rgb(tmp / "samples.png", grids[max(grids)])
+        save_rgb(tmp / "progress.png", progress_strip(grids))
+        save_rgb(tmp / "interpolation.png", interpolation(g, v, k, seed=p.seed + 2))
+    if plots is not None:
+        write_csv_atomic(plots, [{"epoch": i + 1, **h} for i, h in enumerate(history)])
+    if ckpt is not None:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    last = history[-1] if history else {}
+    return {"epochs": float(len(history)), "samples": float(len(x)), **{k2: float(v2) for k2, v2 in last.items()}}
+
+
+@cli
+def main() -> None:
+    args = parse_paths("prepared", "out", "checkpoints", "plots", extra=("name",))
+
+    def body(params, log):
+        def on_epoch(epoch, means, picture):
+            log.metrics(means, step=epoch)
+            if picture is not None:
+                log.image(f"grid_epoch{epoch:04d}.png", picture)
+
+        metrics = run(params.anime_train_gan, args.name, args.prepared, args.out, args.checkpoints, args.plots,
+                      on_epoch)
+        for f in ("samples.png", "progress.png", "interpolation.png"):
+            log.file(args.out / f)
+        return metrics
+
+    execute("anime", f"anime_train_gan@{args.name}", lambda p: {
+        **dataclasses.asdict(p.anime_train_gan), "variants": None,
+        "variant": dataclasses.asdict(p.anime_train_gan.variant(args.name))}, body, args.metrics)
+
+
+if __name__ == "__main__":
+    main()
