@@ -1,0 +1,158 @@
+"""Video GAN variants through the shared adversarial harness: the composite generator loss (seed §4.3),
+2D→3D inflation (seed §4.2), sampling and latent interpolation (seed §5.2.4).
+
+The loss-ratio rule of seed eq. 4.9 (r = L_disc / L_adv; train only D, only G, or both) is the
+harness's ``TrainConfig.balance``; this family logs its adversarial term as ``G_adv`` so r uses the
+adversarial part of the generator loss, not the composite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.nn.gan1d import init_dcgan
+from pipeline.nn.video_gan import VideoDiscriminator, VideoGenerator, inflate
+from pipeline.train.adversarial import AdversarialTrainer, TrainConfig
+from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample
+from pipeline.video.data import to_uint8, to_unit
+from pipeline.video.params import GanVariant, VideoTrainGanParams
+
+Batch = dict[str, torch.Tensor]
+OnEpoch = Callable[[int, dict[str, float]], None]
+
+
+class VideoGanFamily(LatentGanFamily):
+    """LatentGanFamily whose generator loss is λ_adv·adv + λ_feat·feature matching + λ_vid·pixel (seed §4.3).
+
+    * adv: the family's adversarial loss (bce / hinge / wgan-gp), logged as ``G_adv``.
+    * feature matching (Salimans et al. 2016): squared distance between the batch means of the
+      discriminator's pooled last feature map on real and on generated clips.
+    * pixel: an unconditional generator has no paired target clip, so the pixel term compares the batch's
+      mean clip (per pixel and frame, L1) with the real batch's: it pulls brightness, where digits tend to
+      be and how that moves over time toward the data without pulling any one sample to the mean.
+    """
+
+    def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator, latent_dim: int,
+                 loss: str = "bce", gp_weight: float = 10.0, lambda_adv: float = 1.0, lambda_feat: float = 0.0,
+                 lambda_vid: float = 0.0) -> None:
+        super().__init__(generator, discriminator, latent_dim, loss, False, gp_weight)
+        self.lambdas = (lambda_adv, lambda_feat, lambda_vid)
+
+    def generator_loss(self, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float], Batch]:
+        real = batch["x"]
+        fake = self._fake(batch)
+        h_fake = self.D.trunk(fake)
+        out = self.D.logit(h_fake)
+        adv = F.binary_cross_entropy_with_logits(out, torch.ones_like(out)) if self.loss == "bce" else -out.mean()
+        la, lf, lv = self.lambdas
+        total, logs = la * adv, {"G_adv": float(adv.detach())}
+        if lf > 0:
+            with torch.no_grad():
+                f_real = self.D.features(real).mean(0)
+            feat = (h_fake.flatten(2).mean(2).mean(0) - f_real).pow(2).mean()
+            total = total + lf * feat
+            logs["G_feat"] = float(feat.detach())
+        if lv > 0:
+            pix = (fake.mean(0) - real.mean(0)).abs().mean()
+            total = total + lv * pix
+            logs["G_pix"] = float(pix.detach())
+        return total, logs, {"fake": fake}
+
+
+def build(v: GanVariant, dims: int, channels: int, size: int, frames: int) -> tuple[VideoGenerator,
+                                                                                    VideoDiscriminator]:
+    g = VideoGenerator(dims, channels, size, frames, v.latent_dim, v.ngf)
+    d = VideoDiscriminator(dims, channels, size, frames, v.ndf, v.norm)
+    init_dcgan(g)
+    init_dcgan(d)
+    return g, d
+
+
+def family(v: GanVariant, g: VideoGenerator, d: VideoDiscriminator) -> VideoGanFamily:
+    return VideoGanFamily(g, d, v.latent_dim, v.loss, v.gp_weight, v.lambda_adv, v.lambda_feat, v.lambda_vid)
+
+
+def config(p: VideoTrainGanParams, v: GanVariant, epochs: int) -> TrainConfig:
+    return TrainConfig(epochs=epochs, lr=v.lr_G, lr_D=v.lr_D, beta1=v.beta1, batch_size=p.batch_size, pool_size=0,
+                       seed=p.seed, device=p.device, optimizer_G=v.optimizer_G, optimizer_D=v.optimizer_D,
+                       schedule="constant", d_steps=v.d_steps, ema=v.ema, balance=v.balance)
+
+
+def _fit(p: VideoTrainGanParams, fam: VideoGanFamily, cfg: TrainConfig, x: torch.Tensor,
+         on_epoch: OnEpoch | None) -> tuple[AdversarialTrainer, list[dict]]:
+    trainer = AdversarialTrainer(fam, cfg)
+    y = torch.zeros(len(x), dtype=torch.long)
+    history = trainer.fit(LabelledSampler(x, y, p.batch_size, p.seed), on_epoch)
+    return trainer, history
+
+
+def pretrain_frames(p: VideoTrainGanParams, v: GanVariant, clips: np.ndarray,
+                    on_epoch: OnEpoch | None = None) -> tuple[VideoGenerator, VideoDiscriminator, list[dict]]:
+    """Train the 2D frame GAN on every frame of the training clips (the first step of seed §4.2)."""
+    torch.manual_seed(p.seed)
+    n, c, t, h, w = clips.shape
+    g, d = build(v, 2, c, h, t)
+    frames = torch.as_tensor(to_unit(clips.transpose(0, 2, 1, 3, 4).reshape(n * t, c, h, w)))
+    _, history = _fit(p, family(v, g, d), config(p, v, v.pretrain_epochs), frames, on_epoch)
+    return g.cpu(), d.cpu(), history
+
+
+def train(p: VideoTrainGanParams, v: GanVariant, clips: np.ndarray, on_epoch: OnEpoch | None = None,
+          on_pretrain: OnEpoch | None = None) -> tuple[VideoGenerator, dict[str, list[dict]]]:
+    """Fit one variant on uint8 clips (N, C, T, H, W); returns the generator to sample from (the EMA copy
+    when ``ema`` > 0) and the loss histories ({"pretrain_2d": …, "video": …})."""
+    _, c, t, h, _ = clips.shape
+    histories: dict[str, list[dict]] = {}
+    g2 = d2 = None
+    if v.init == "inflate":
+        g2, d2, histories["pretrain_2d"] = pretrain_frames(p, v, clips, on_pretrain)
+    torch.manual_seed(p.seed)
+    g, d = build(v, 3, c, h, t)
+    if g2 is not None:
+        inflate(g2, g)
+        inflate(d2, d)
+    trainer, histories["video"] = _fit(p, family(v, g, d), config(p, v, p.epochs), torch.as_tensor(to_unit(clips)),
+                                       on_epoch)
+    return trainer.generator().cpu().eval(), histories
+
+
+def generate(g: VideoGenerator, latent_dim: int, n: int, seed: int) -> np.ndarray:
+    """``n`` uint8 clips (n, C, T, H, W) from a fixed seed."""
+    return to_uint8(sample(g, torch.zeros(n, dtype=torch.long), latent_dim, seed, False).numpy())
+
+
+@torch.no_grad()
+def interpolate(g: VideoGenerator, latent_dim: int, pairs: int, steps: int, seed: int) -> np.ndarray:
+    """Clips from linearly interpolated latents between ``pairs`` random pairs (seed §5.2.4):
+    (pairs, steps, C, T, H, W) uint8; step 0 and the last step are the two endpoint samples."""
+    g.eval()
+    gen = torch.Generator().manual_seed(seed)
+    z0, z1 = torch.randn(pairs, latent_dim, generator=gen), torch.randn(pairs, latent_dim, generator=gen)
+    alpha = torch.linspace(0, 1, steps)[None, :, None]
+    z = ((1 - alpha) * z0[:, None] + alpha * z1[:, None]).reshape(pairs * steps, latent_dim)
+    clips = to_uint8(g(z).float().numpy())
+    return clips.reshape(pairs, steps, *clips.shape[1:])
+
+
+def save_generator(path: Path, g: VideoGenerator, v: GanVariant, shape: tuple[int, ...]) -> None:
+    """``shape`` is one clip's (C, T, H, W)."""
+    torch.save({"variant": dataclasses.asdict(v), "shape": list(shape), "state_dict": g.state_dict()}, path)
+
+
+def load_generator(path: Path) -> tuple[VideoGenerator, GanVariant]:
+    from pipeline.errors import PipelineError
+
+    if not path.is_file():
+        raise PipelineError(f"{path}: not found (run video_train_gan@{path.parent.name})")
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    v = GanVariant(**{k: tuple(x) if k == "balance" and x is not None else x for k, x in blob["variant"].items()})
+    c, t, h, _ = blob["shape"]
+    g, _ = build(v, 3, c, h, t)
+    g.load_state_dict(blob["state_dict"])
+    return g.eval(), v

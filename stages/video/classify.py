@@ -1,0 +1,79 @@
+"""Stage ``video_classify``: a C3D-style classifier trained on real clips grades every GAN variant
+(inception score vs the real test clips, fd in its feature space, MS-SSIM diversity, temporal change),
+optionally with activation-maximisation samples steered by a different network. Report + GIFs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import PipelineError, cli
+from pipeline.io.atomic import atomic_dir, write_json_atomic
+from pipeline.io.images import save_rgb
+from pipeline.stage import execute, parse_paths
+from pipeline.video.data import read_prepared
+from pipeline.video.evaluation import evaluate, table
+from pipeline.video.gan import load_generator
+from pipeline.video.params import VideoClassifyParams
+from pipeline.video.plots import clips_gif, strip
+from pipeline.viz import loss_curves
+
+
+def load_samples(gans: Path, names: list[str]) -> dict[str, np.ndarray]:
+    out = {}
+    for name in names:
+        f = gans / name / "samples.npz"
+        if not f.is_file():
+            raise PipelineError(f"{f}: not found (run video_train_gan@{name})")
+        with np.load(f) as z:
+            out[name] = z["x"]
+    return out
+
+
+def run(p: VideoClassifyParams, variants: list[str], prepared: Path, gans: Path, out: Path) -> dict:
+    """Write out/report.md, metrics.json, GIFs (real, samples, interpolations, AM samples) and losses.png."""
+    meta, sets = read_prepared(prepared)
+    samples = load_samples(gans, variants)
+    metrics, am = evaluate(p, sets["train"], sets["test"], len(meta["classes"]), samples,
+                           lambda n: (lambda g, v: (g, v.latent_dim))(*load_generator(gans / n / "model.pt")))
+    histories = {f"{n}{'' if k == 'video' else ' (2D pretraining)'}": h for n in variants
+                 for k, h in json.loads((gans / n / "history.json").read_text()).items()}
+    fps, cols = meta["fps"], min(p.gif_clips, 4)
+    with atomic_dir(out) as tmp:
+        write_json_atomic(tmp / "metrics.json", metrics)
+        (tmp / "report.md").write_text(
+            f"# Video domain: real vs generated clips\n\nSource: {meta['source']}; label: {meta['label']} "
+            f"({', '.join(meta['classes'])}); clips (C, T, H, W) = {tuple(meta['shape'])}. The scorer "
+            f"({p.classifier}) was trained on the real training clips only; its test accuracy is "
+            f"{metrics['real']['accuracy']:.3f}. IS and fd use this classifier, not Inception-v3.\n\n"
+            + table(metrics, p.classifier) + "\n")
+        clips_gif(tmp / "real.gif", sets["test"].x[:p.gif_clips], cols, fps)
+        save_rgb(tmp / "real.png", strip(sets["test"].x[:4]))
+        for name, clips in samples.items():
+            clips_gif(tmp / f"{name}.gif", clips[:p.gif_clips], cols, fps)
+            save_rgb(tmp / f"{name}.png", strip(clips[:4]))
+            shutil.copy(gans / name / "interpolation.gif", tmp / f"{name}_interpolation.gif")
+        for name, clips in am.items():
+            clips_gif(tmp / f"{name}_am.gif", clips[:p.gif_clips], cols, fps)
+        save_rgb(tmp / "losses.png", loss_curves(histories, ("loss_G", "loss_D", "G_adv")))
+    return metrics
+
+
+@cli
+def main() -> None:
+    args = parse_paths("prepared", "gans", "out")
+
+    def body(params, log):
+        metrics = run(params.video_classify, params.video_train_gan.run, args.prepared, args.gans, args.out)
+        for f in sorted(args.out.glob("*.png")) + sorted(args.out.glob("*.gif")) + [args.out / "report.md"]:
+            log.file(f)
+        return metrics
+
+    execute("video", "video_classify", "video_classify", body, args.metrics)
+
+
+if __name__ == "__main__":
+    main()
