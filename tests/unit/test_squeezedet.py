@@ -94,7 +94,8 @@ def test_overfit_two_rectangles():
     m = _model(num_classes=2)
     x = _rect_images()
     labels = [torch.tensor([0]), torch.tensor([1])]
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    # 3e-4: at 1e-3 constant-lr Adam oscillated out of the minimum on some CPUs (loss 0.06 -> 30 in one epoch)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-4)
     batches = [(x, GTS, labels)] * 25
     setup = pick_device("cpu")
     first = squeezedet_loss(m(x), m.anchors_xyxy, GTS, labels)[1]["loss"]
