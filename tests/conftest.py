@@ -31,8 +31,26 @@ TINY = {
     "sensor_train_gan": {"run": ["dcgan", "cwgan_gp"], "epochs": 2, "samples_per_class": 8, "ngf": 8, "ndf": 8},
     "sensor_classify": {"epochs": 2, "minirocket_kernels": 84},
     # audio domain (issue 7)
+    "audio_synthesize": {"accents": ["en-us"], "voices": ["m1", "m2", "f1"], "test_voices": 1, "repeats": 1,
+                         "images_per_class": 60, "test_images": 0.5},
+    "audio_features": {"epochs": 2},
+    "audio_train_gan": {"run": ["cgan", "sn_hinge_proj_fbank"], "epochs": 1, "steps_per_epoch": 2,
+                        "samples_per_clip": 2},
+    "audio_evaluate": {"epochs": 1, "gains": [0.5, 1.0, 2.0], "kid_subsets": 5, "kid_subset_size": 50},
     # anime domain (issue 8)
+    "anime_prepare": {"images": 40, "supersample": 2},
+    "anime_train_gan": {"run": ["dcgan", "cdcgan_ema"], "epochs": 1, "batch_size": 8, "ngf": 8, "ndf": 8,
+                        "samples_per_class": 4},
+    "anime_classify": {"epochs": 1, "detector_images": 8, "ms_ssim_pairs": 20, "kid_subsets": 5,
+                       "kid_subset_size": 10, "plot_examples": 4},
     # video domain (issue 9)
+    "video_prepare": {"size": 16, "frames": 4, "digit_size": 8, "speed": [1.0, 3.0], "train_clips": 24,
+                      "test_clips": 12},
+    "video_train_gan": {"run": ["inflated", "wgan_gp"], "epochs": 1, "pretrain_epochs": 1, "batch_size": 8,
+                        "samples": 8, "latent_dim": 8, "ngf": 4, "ndf": 4, "interpolations": 2,
+                        "interpolation_steps": 3},
+    "video_classify": {"width": 4, "epochs": 1, "is_splits": 2, "am_steps": 2, "am_samples": 6,
+                       "ms_ssim_pairs": 10, "gif_clips": 4},
 }
 
 

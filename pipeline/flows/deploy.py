@@ -22,6 +22,10 @@ from pipeline.flows import dag
 from pipeline.params import PARAMS_FILE
 
 
+# the domain flows' nightly hours (UTC), kept apart from detection (02:00) and the weekly sweep (Sat 03:00)
+DOMAIN_HOURS = {"sensor": 1, "audio": 4, "anime": 5, "video": 6}
+
+
 @dataclass(frozen=True)
 class Spec:
     """One deployment: ``<flow name>/<name>`` from ``entrypoint`` on ``pool``, optionally on a cron schedule."""
@@ -44,8 +48,9 @@ def deployments(root: Path) -> list[Spec]:
         Spec("weekly", "pipeline/flows/sweep.py:refiner_sweep", "cpu", "0 3 * * 6",
              {"root": str(root), "executor": "pools", "configs": configs},
              "Refiner sweep every Saturday at 03:00 UTC."),
-        Spec("nightly", "pipeline/flows/sensor.py:sensor", "cpu", "0 1 * * *",
-             {"root": str(root), "executor": "pools"}, "The sensor domain every night at 01:00 UTC."),
+        *(Spec("nightly", f"pipeline/flows/{domain}.py:{domain}", "cpu", f"0 {hour} * * *",
+               {"root": str(root), "executor": "pools"}, f"The {domain} domain every night at {hour:02d}:00 UTC.")
+          for domain, hour in DOMAIN_HOURS.items()),
         Spec("gpu", "pipeline/flows/common.py:run_stages", "gpu", None, {"root": str(root)},
              "Runs GPU-heavy stages (refine, train_detector, train_gan) for the pipeline flows."),
         Spec("cpu", "pipeline/flows/common.py:run_stages", "cpu", None, {"root": str(root)},

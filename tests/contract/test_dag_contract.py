@@ -93,7 +93,8 @@ def test_every_deployment_entrypoint_resolves_to_a_flow():
     specs = deployments(ROOT)
     assert {s.pool for s in specs} == {"cpu", "gpu"}
     assert [(s.entrypoint.split(":")[1], s.name) for s in specs if s.cron] == [
-        ("detection", "nightly"), ("refiner_sweep", "weekly"), ("sensor", "nightly")]
+        ("detection", "nightly"), ("refiner_sweep", "weekly"), ("sensor", "nightly"), ("audio", "nightly"),
+        ("anime", "nightly"), ("video", "nightly")]
     for spec in specs:
         flow = load_flow_from_entrypoint(str(ROOT / spec.entrypoint))
         assert isinstance(flow, Flow), spec.entrypoint

@@ -2,9 +2,10 @@
 
 One scratch project serves the module, in order: the detection flow runs it from nothing, `dvc repro`
 then finds nothing to do; `dvc repro` runs a changed stage and the flow then skips everything; a refiner
-sweep; and last a real `prefect server` on 127.0.0.1 with deployments on process work pools and workers.
+sweep; each domain's flow (sensor, audio, anime, video) runs its own stages only; and last a real `prefect server` on 127.0.0.1 with deployments on process work pools and workers.
 """
 
+import importlib
 import json
 import os
 import socket
@@ -17,9 +18,8 @@ import pytest
 import yaml
 
 from pipeline.flows import dag
+from pipeline.flows.deploy import DOMAIN_HOURS
 from pipeline.flows.detection import FINAL_STAGES, detection
-from pipeline.flows.sensor import FINAL_STAGES as SENSOR_FINAL
-from pipeline.flows.sensor import sensor
 from pipeline.flows.sweep import refiner_sweep
 from tests.conftest import scratch_project
 
@@ -102,23 +102,16 @@ def test_refiner_sweep_fans_out_and_compares(proj, prefect_harness):
     assert data["refine"]["run"] == [config] and data["train_detector"]["sets"] == ["S", "R", config]
 
 
-def test_sensor_flow_then_dvc_repro_has_nothing_to_do(proj, prepared_sensor_flow):
-    done, log = prepared_sensor_flow
-    assert list(done) == [s.address for s in dag.plan(proj, SENSOR_FINAL)] and set(done.values()) == {"ran"}
-    assert _ran(log) == set() and (proj / "reports/sensor/report.md").is_file()
-
-
-@pytest.fixture(scope="module")
-def prepared_sensor_flow(proj, prefect_harness):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{proj.parent / 'mlflow.db'}")
-    try:
-        state = sensor(root=str(proj), record=False, return_state=True)
-        assert state.is_completed(), state.message
-        return state.result(), _dvc(proj, "repro", *SENSOR_FINAL)
-    finally:
-        mp.undo()
+@pytest.mark.parametrize("domain", list(DOMAIN_HOURS))
+def test_domain_flow_then_dvc_repro_has_nothing_to_do(proj, prefect_harness, domain):
+    module = importlib.import_module(f"pipeline.flows.{domain}")
+    state = getattr(module, domain)(root=str(proj), record=False, return_state=True)
+    assert state.is_completed(), state.message
+    done = state.result()
+    assert list(done) == [s.address for s in dag.plan(proj, module.FINAL_STAGES)] and set(done.values()) == {"ran"}
+    assert all(a.startswith(f"{domain}_") for a in done)  # a domain's flow runs only its own stages
+    assert _ran(_dvc(proj, "repro", *module.FINAL_STAGES)) == set()
+    assert (proj / f"reports/{domain}/report.md").is_file()
 
 
 def _free_port() -> int:
@@ -175,7 +168,8 @@ def test_deployment_on_a_real_prefect_server(proj, tmp_path):
         assert "POOLS 1 process process" in lines
         assert "DEPLOYMENT detection/nightly cpu ['0 2 * * *']" in lines
         assert "DEPLOYMENT refiner-sweep/weekly cpu ['0 3 * * 6']" in lines
-        assert "DEPLOYMENT sensor/nightly cpu ['0 1 * * *']" in lines
+        for domain, hour in DOMAIN_HOURS.items():
+            assert f"DEPLOYMENT {domain}/nightly cpu ['0 {hour} * * *']" in lines
         assert "DEPLOYMENT run-stages/gpu gpu []" in lines
         flow_run_id = next(line.split()[1] for line in lines if line.startswith("TRIGGERED"))
 
