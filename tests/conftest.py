@@ -80,7 +80,7 @@ def scratch_project(proj: Path, overrides: dict | None = None) -> Path:
     proj.mkdir(parents=True)
     for name in ("pipeline", "stages"):
         shutil.copytree(ROOT / name, proj / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".gitignore"):
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, proj / name)
     shutil.copytree(ROOT / ".dvc", proj / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
     write_params(proj, overrides)

@@ -14,6 +14,9 @@ BIN = str(Path(sys.executable).parent)
 
 def _dvc(cwd: Path, *args: str) -> str:
     env = {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"], "PYTHONPATH": str(cwd)}
+    # As on a user's machine: stages write __pycache__ next to the code they depend on, which must not
+    # count as a change of those dependencies (.dvcignore).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     res = subprocess.run([f"{BIN}/dvc", *args], cwd=cwd, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return res.stdout + res.stderr
