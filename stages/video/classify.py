@@ -33,6 +33,15 @@ def load_samples(gans: Path, names: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
+def scorer_warning(accuracy: float, n_classes: int, floor: float = 0.8) -> str:
+    """A paragraph for the report when the scorer is too weak for its IS and fd to mean much."""
+    if accuracy >= floor:
+        return ""
+    return (f"**Warning: the scorer is weak** (test accuracy {accuracy:.3f} < {floor}, chance "
+            f"{1 / n_classes:.3f}): IS and fd from it say little; train it longer or at a lower "
+            f"`video_classify.lr`.\n\n")
+
+
 def run(p: VideoClassifyParams, variants: list[str], prepared: Path, gans: Path, out: Path) -> dict:
     """Write out/report.md, metrics.json, GIFs (real, samples, interpolations, AM samples) and losses.png."""
     meta, sets = read_prepared(prepared)
@@ -49,6 +58,7 @@ def run(p: VideoClassifyParams, variants: list[str], prepared: Path, gans: Path,
             f"({', '.join(meta['classes'])}); clips (C, T, H, W) = {tuple(meta['shape'])}. The scorer "
             f"({p.classifier}) was trained on the real training clips only; its test accuracy is "
             f"{metrics['real']['accuracy']:.3f}. IS and fd use this classifier, not Inception-v3.\n\n"
+            + scorer_warning(metrics['real']['accuracy'], len(meta["classes"]))
             + table(metrics, p.classifier) + "\n")
         clips_gif(tmp / "real.gif", sets["test"].x[:p.gif_clips], cols, fps)
         save_rgb(tmp / "real.png", strip(sets["test"].x[:4]))

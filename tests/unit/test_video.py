@@ -263,3 +263,11 @@ def test_video_params_are_checked():
     v = parse_params({"video_train_gan": {"run": ["x"], "lr_G": 0.01, "variants": {"x": {"balance": [0.5, 2]}}}}
                      ).video_train_gan.variant("x")
     assert v.balance == (0.5, 2.0) and v.lr_G == 0.01 and v.init == "scratch"
+
+
+def test_report_warns_when_the_scorer_is_weak():
+    from stages.video.classify import scorer_warning
+
+    assert scorer_warning(0.93, 3) == ""
+    text = scorer_warning(0.464, 3)
+    assert "0.464" in text and "0.333" in text and "video_classify.lr" in text
