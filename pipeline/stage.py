@@ -54,3 +54,23 @@ def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
         write_json_atomic(metrics_path, metrics)
     print(json.dumps(metrics))
     return metrics
+
+
+def report_stage(pipeline: str, stage: str, inputs: tuple[str, ...], run: Callable[..., dict[str, Any]],
+                 pictures: tuple[str, ...] = ("*.png",)) -> dict[str, Any]:
+    """``main()`` of a domain's evaluation stage (``<pipeline>_classify`` or ``_evaluate``).
+
+    Parses ``--<input> PATH`` for each of ``inputs`` plus ``--out`` and ``--metrics``, then calls
+    ``run(params.<stage>, params.<pipeline>_train_gan.run, *input paths, out)``, which writes
+    ``out/report.md`` and pictures; the pictures matching ``pictures`` and the report go to MLflow.
+    """
+    args = parse_paths(*inputs, "out")
+
+    def body(params: Params, log: StageRun) -> dict[str, Any]:
+        variants = getattr(params, f"{pipeline}_train_gan").run
+        metrics = run(getattr(params, stage), variants, *(getattr(args, n) for n in inputs), args.out)
+        for f in [f for pattern in pictures for f in sorted(args.out.glob(pattern))] + [args.out / "report.md"]:
+            log.file(f)
+        return metrics
+
+    return execute(pipeline, stage, stage, body, args.metrics)

@@ -17,7 +17,7 @@ from pipeline.anime.plots import rows_of_faces, with_detections
 from pipeline.errors import PipelineError, cli
 from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
 from pipeline.io.images import save_rgb
-from pipeline.stage import execute, parse_paths
+from pipeline.stage import report_stage
 from pipeline.viz import loss_curves
 
 PICTURES = ("samples.png", "progress.png", "interpolation.png")
@@ -66,15 +66,7 @@ def run(p: AnimeClassifyParams, variants: list[str], prepared: Path, gans: Path,
 
 @cli
 def main() -> None:
-    args = parse_paths("prepared", "gans", "out")
-
-    def body(params, log):
-        metrics = run(params.anime_classify, params.anime_train_gan.run, args.prepared, args.gans, args.out)
-        for f in sorted(args.out.glob("*.png")) + [args.out / "report.md"]:
-            log.file(f)
-        return metrics
-
-    execute("anime", "anime_classify", "anime_classify", body, args.metrics)
+    report_stage("anime", "anime_classify", ("prepared", "gans"), run)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pipeline.audio.plots import class_grid, volume_grid
 from pipeline.errors import PipelineError, cli
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.io.images import save_rgb
-from pipeline.stage import execute, parse_paths
+from pipeline.stage import report_stage
 from pipeline.viz import loss_curves
 
 
@@ -82,16 +82,7 @@ def report(metrics: dict, variants: dict, fmeta: dict, meta: dict, gains: list[f
 
 @cli
 def main() -> None:
-    args = parse_paths("pairs", "features", "gans", "out")
-
-    def body(params, log):
-        metrics = run(params.audio_evaluate, params.audio_train_gan.run, args.pairs, args.features, args.gans,
-                      args.out)
-        for f in sorted(args.out.glob("*.png")) + [args.out / "report.md"]:
-            log.file(f)
-        return metrics
-
-    execute("audio", "audio_evaluate", "audio_evaluate", body, args.metrics)
+    report_stage("audio", "audio_evaluate", ("pairs", "features", "gans"), run)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pipeline.sensor.data import ZScaler, read_prepared
 from pipeline.sensor.evaluation import Generated, evaluate, table
 from pipeline.sensor.params import SensorClassifyParams
 from pipeline.sensor.plots import traces
-from pipeline.stage import execute, parse_paths
+from pipeline.stage import report_stage
 from pipeline.viz import loss_curves
 
 
@@ -55,15 +55,7 @@ def run(p: SensorClassifyParams, variants: list[str], prepared: Path, gans: Path
 
 @cli
 def main() -> None:
-    args = parse_paths("prepared", "gans", "out")
-
-    def body(params, log):
-        metrics = run(params.sensor_classify, params.sensor_train_gan.run, args.prepared, args.gans, args.out)
-        for f in sorted(args.out.glob("*.png")) + [args.out / "report.md"]:
-            log.file(f)
-        return metrics
-
-    execute("sensor", "sensor_classify", "sensor_classify", body, args.metrics)
+    report_stage("sensor", "sensor_classify", ("prepared", "gans"), run)
 
 
 if __name__ == "__main__":

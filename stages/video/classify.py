@@ -13,7 +13,7 @@ import numpy as np
 from pipeline.errors import PipelineError, cli
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.io.images import save_rgb
-from pipeline.stage import execute, parse_paths
+from pipeline.stage import report_stage
 from pipeline.video.data import read_prepared
 from pipeline.video.evaluation import evaluate, table
 from pipeline.video.gan import load_generator
@@ -74,15 +74,7 @@ def run(p: VideoClassifyParams, variants: list[str], prepared: Path, gans: Path,
 
 @cli
 def main() -> None:
-    args = parse_paths("prepared", "gans", "out")
-
-    def body(params, log):
-        metrics = run(params.video_classify, params.video_train_gan.run, args.prepared, args.gans, args.out)
-        for f in sorted(args.out.glob("*.png")) + sorted(args.out.glob("*.gif")) + [args.out / "report.md"]:
-            log.file(f)
-        return metrics
-
-    execute("video", "video_classify", "video_classify", body, args.metrics)
+    report_stage("video", "video_classify", ("prepared", "gans"), run, ("*.png", "*.gif"))
 
 
 if __name__ == "__main__":
