@@ -18,11 +18,25 @@ def _pool(first: bool) -> nn.Module:
     return nn.MaxPool3d((1, 2, 2) if first else (2, 2, 2), ceil_mode=True)
 
 
-class C3D(nn.Module):
+class _PooledClassifier(nn.Module):
+    """Conv ``layers`` → global average pool (``features``) → linear head (logits)."""
+
+    def __init__(self, layers: list[nn.Module], width: int, n_classes: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten())
+        self.head = nn.Linear(width, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class C3D(_PooledClassifier):
     """C3D-style (Tran et al. 2015): 3×3×3 convs, BatchNorm, ReLU, max pools; four blocks, global average pool."""
 
     def __init__(self, channels: int, n_classes: int, width: int = 32) -> None:
-        super().__init__()
         layers: list[nn.Module] = []
         cin = channels
         for i, cout in enumerate((width, width * 2, width * 4, width * 4)):
@@ -30,21 +44,13 @@ class C3D(nn.Module):
             if i < 3:
                 layers.append(_pool(i == 0))
             cin = cout
-        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten())
-        self.head = nn.Linear(cin, n_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        super().__init__(layers, cin, n_classes)
 
 
-class R2Plus1D(nn.Module):
+class R2Plus1D(_PooledClassifier):
     """R(2+1)D-style (Tran et al. 2018): each block a 1×3×3 spatial conv then a 3×1×1 temporal conv."""
 
     def __init__(self, channels: int, n_classes: int, width: int = 32) -> None:
-        super().__init__()
         layers: list[nn.Module] = []
         cin = channels
         for i, cout in enumerate((width, width * 2, width * 4)):
@@ -52,14 +58,7 @@ class R2Plus1D(nn.Module):
                        nn.ReLU(inplace=True), nn.Conv3d(cout, cout, (3, 1, 1), padding=(1, 0, 0), bias=False),
                        nn.BatchNorm3d(cout), nn.ReLU(inplace=True), _pool(i == 0)]
             cin = cout
-        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten())
-        self.head = nn.Linear(cin, n_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        super().__init__(layers, cin, n_classes)
 
 
 CLASSIFIERS: dict[str, type[nn.Module]] = {"c3d": C3D, "r2plus1d": R2Plus1D}
