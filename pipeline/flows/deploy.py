@@ -28,7 +28,7 @@ DOMAIN_HOURS = {"sensor": 1, "audio": 4, "anime": 5, "video": 6}
 
 @dataclass(frozen=True)
 class Spec:
-    """One deployment: ``<flow name>/<name>`` from ``entrypoint`` on ``pool``, optionally on a cron schedule."""
+    """One deployment: ``<flow name>/<name>`` from ``entrypoint`` on ``pool``, optionally on a cron schedule (UTC)."""
 
     name: str
     entrypoint: str
@@ -78,12 +78,15 @@ def ensure_pools(gpus: int = 1) -> None:
 def deploy(root: Path, specs: list[Spec]) -> list[str]:
     """Create or update the deployments; returns their ``flow/deployment`` names."""
     from prefect.flows import load_flow_from_entrypoint
+    from prefect.schedules import Cron
 
     names = []
     for spec in specs:
         loaded = load_flow_from_entrypoint(str(root / spec.entrypoint))
         flow = loaded.from_source(source=str(root), entrypoint=spec.entrypoint)
-        flow.deploy(spec.name, work_pool_name=spec.pool, cron=spec.cron, parameters=spec.parameters,
+        # the hours in DEPLOYMENTS are UTC: say so, or the server stores timezone null (`cron=` sets none)
+        schedules = [Cron(spec.cron, timezone="UTC")] if spec.cron else None
+        flow.deploy(spec.name, work_pool_name=spec.pool, schedules=schedules, parameters=spec.parameters,
                     description=spec.description, tags=[spec.pool], print_next_steps=False, build=False,
                     push=False)
         names.append(f"{loaded.name}/{spec.name}")
