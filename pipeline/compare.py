@@ -1,18 +1,23 @@
-"""Refiner comparison from MLflow: one row per detector training set, from the logged runs.
+"""Refiner comparison from MLflow: which refiner config, with which loss weights, gives the best detector.
 
-    python -m pipeline.compare                  # latest run of every detector stage
-    python -m pipeline.compare --parent RUN_ID  # only the children of one pipeline run (flow or dvc repro)
-    python -m pipeline.compare --url            # the MLflow compare view of those runs
+    python -m pipeline.compare                  # the runs of the workspace's current params (params hash)
+    python -m pipeline.compare --exp NAME       # the runs of one DVC experiment (a flow run's --exp-name)
+    python -m pipeline.compare --parent RUN_ID  # the children of one pipeline run (flow or dvc repro)
+    python -m pipeline.compare --url            # MLflow's compare view of the refiner-config runs
 
-Reads ``mlflow.search_runs`` (through ``pipeline.tracking``): the ``train_detector@<set>-<seed>`` runs give
-test F1 / AP50 over seeds, the ``refine@<config>`` runs the refiner's final losses and time, the latest
-``evaluate`` run the crop distance to R_train and the recall drop of each refined set.
+Reads ``mlflow.search_runs`` (through ``pipeline.tracking``). The ``evaluate`` stage logs one
+``refiner_config@<name>`` run per config in ``refine.run``: loss weights, skip and arch as params; test F1
+over seeds of every set that contains the config, recall drop, distance to cR_train, final refiner losses
+and time as metrics. The first table has one row per config from those runs; the second one row per
+training set from the ``train_detector@<set>-<seed>`` runs (with S and R as baselines). The first line
+of the output says which runs are shown.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Any
 
 from pipeline.errors import PipelineError, cli
@@ -20,6 +25,8 @@ from pipeline.tracking import compare_url, search_runs
 
 COLUMNS = ("set", "seeds", "test_f1_mean", "test_f1_std", "test_ap50_mean", "val_f1_mean",
            "distance_to_R", "recall_drop", "refine_loss_G", "refine_minutes")
+CONFIG_COLUMNS = ("config", "arch", "skip", "loss weights", "f1_test", "f1_test_ci", "recall_drop", "distance_to_R",
+                  "refiner_loss_G", "refiner_minutes")
 
 
 def _num(value: Any) -> float | None:
@@ -38,10 +45,28 @@ def _latest(df, prefix: str):
     return hits.sort_values("start_time", ascending=False).drop_duplicates("tags.stage")
 
 
-def refiner_table(pipeline: str = "detection", stages: list[str] | None = None,
-                  parent: str | None = None) -> list[dict[str, Any]]:
-    """Rows (dicts) sorted by mean test F1; ``stages`` limits to detector stage prefixes, ``parent`` to one run."""
-    df = search_runs(pipeline, f"tags.mlflow.parentRunId = '{parent}'" if parent else "")
+def selection(params_hash: str | None = None, exp: str | None = None, parent: str | None = None) -> tuple[str, str]:
+    """(MLflow filter string, what it selects in words) for one of: a parent run, a DVC experiment, a params hash."""
+    if parent:
+        return f"tags.mlflow.parentRunId = '{parent}'", f"children of MLflow run {parent}"
+    if exp:
+        return f"tags.dvc_exp_name = '{exp}'", f"DVC experiment {exp!r}"
+    if params_hash:
+        return f"tags.params_hash = '{params_hash}'", f"params hash {params_hash}"
+    return "", "all runs"
+
+
+def workspace_hash(pipeline: str = "detection") -> str:
+    """The params hash of the workspace's params.yaml, as the stages tag their runs with it."""
+    from pipeline.params import load_params
+
+    return load_params().digest(pipeline)
+
+
+def refiner_table(pipeline: str = "detection", stages: list[str] | None = None, where: str = "") -> list[dict[str, Any]]:
+    """Rows (dicts) per training set sorted by mean test F1; ``stages`` limits to detector stage prefixes,
+    ``where`` is an MLflow filter string (see ``selection``)."""
+    df = search_runs(pipeline, where)
     det = _latest(df, "train_detector@")
     if stages:
         det = det[det["tags.stage"].apply(lambda s: any(s.startswith(p + "-") for p in stages))]
@@ -71,34 +96,80 @@ def refiner_table(pipeline: str = "detection", stages: list[str] | None = None,
     return rows
 
 
-def run_ids(pipeline: str = "detection", parent: str | None = None) -> list[str]:
-    df = search_runs(pipeline, f"tags.mlflow.parentRunId = '{parent}'" if parent else "")
-    return list(_latest(df, "train_detector@")["run_id"])
+def config_runs(pipeline: str = "detection", where: str = ""):
+    """The latest ``refiner_config@<name>`` run of every config (a pandas table)."""
+    return _latest(search_runs(pipeline, where), "refiner_config@")
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in COLUMNS] for r in rows]
-    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def config_table(pipeline: str = "detection", where: str = "") -> list[dict[str, Any]]:
+    """One row per refiner config: arch, skip, its non-zero loss weights, test F1 of its refined set (mean and
+    t-interval over seeds), recall drop, distance to cR_train, final refiner G loss and minutes."""
+    rows = []
+    for _, r in config_runs(pipeline, where).iterrows():
+        weights = {k.split(".", 2)[2]: r[k] for k in r.index if k.startswith("params.loss.") and isinstance(r[k], str)}
+        lo, hi = _num(r.get("metrics.f1_test_ci_low")), _num(r.get("metrics.f1_test_ci_high"))
+        dist = _num(r.get("metrics.fid_to_R"))
+        if dist is None:
+            dist = _num(r.get("metrics.fd_to_R"))
+        secs = _num(r.get("metrics.refiner_train_seconds"))
+        rows.append({
+            "config": r["tags.refiner"], "arch": r.get("params.arch"), "skip": r.get("params.skip"),
+            "loss weights": ", ".join(f"{k}={v}" for k, v in sorted(weights.items()) if float(v) != 0.0),
+            "f1_test": _num(r.get("metrics.f1_test")),
+            "f1_test_ci": f"[{lo}, {hi}]" if lo is not None and hi is not None else None,
+            "recall_drop": _num(r.get("metrics.recall_drop")), "distance_to_R": dist,
+            "refiner_loss_G": _num(r.get("metrics.refiner_loss_G")),
+            "refiner_minutes": round(secs / 60, 2) if secs is not None else None,
+        })
+    rows.sort(key=lambda row: -(row["f1_test"] or 0.0))
+    return rows
+
+
+def parent_of_flow_run(flow_run_id: str, pipeline: str = "detection") -> str | None:
+    """The MLflow parent run a Prefect flow run opened (tagged with its id)."""
+    df = search_runs(pipeline, f"tags.prefect_flow_run_id = '{flow_run_id}'")
+    if "tags.mlflow.parentRunId" in df:
+        df = df[df["tags.mlflow.parentRunId"].isna()]
+    return None if df.empty else str(df.iloc[0]["run_id"])
+
+
+def markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     return "\n".join(out + ["| " + " | ".join(c) + " |" for c in cells])
 
 
 @cli
 def main() -> None:
-    ap = argparse.ArgumentParser(description="Print the refiner comparison from MLflow runs.")
-    ap.add_argument("--experiment", default="detection")
-    ap.add_argument("--parent", default=None, help="only runs under this MLflow parent run")
-    ap.add_argument("--url", action="store_true", help="print the MLflow compare-view URL instead")
+    ap = argparse.ArgumentParser(description="Compare refiner configs from the MLflow runs.")
+    ap.add_argument("--experiment", default="detection", help="MLflow experiment (the pipeline)")
+    pick = ap.add_mutually_exclusive_group()
+    pick.add_argument("--exp", default=None, help="the runs of this DVC experiment (flow --exp-name)")
+    pick.add_argument("--parent", default=None, help="only runs under this MLflow parent run")
+    pick.add_argument("--all", action="store_true", help="the latest run of every stage, whatever its params")
+    ap.add_argument("--url", action="store_true", help="print the MLflow compare-view URL of the config runs instead")
     ap.add_argument("--ui", default="http://127.0.0.1:5000", help="where `mlflow ui` listens")
     args = ap.parse_args()
+    params_hash = None if args.all or args.exp or args.parent else workspace_hash(args.experiment)
+    where, what = selection(params_hash, args.exp, args.parent)
+    what += " (the workspace's params.yaml)" if params_hash else ""
     if args.url:
-        print(compare_url(args.experiment, run_ids(args.experiment, args.parent), args.ui))
+        runs = list(config_runs(args.experiment, where)["run_id"])
+        if not runs:
+            raise PipelineError(f"MLflow experiment {args.experiment!r}: no refiner_config runs for {what} "
+                                "(the evaluate stage logs them; run `make demo` or a flow first, or pick --exp/--all)")
+        print(f"MLflow compare view: {len(runs)} refiner configs, {what}", file=sys.stderr)
+        print(compare_url(args.experiment, runs, args.ui))
         return
-    rows = refiner_table(args.experiment, parent=args.parent)
-    if not rows:
-        raise PipelineError(f"MLflow experiment {args.experiment!r}: no train_detector runs"
-                            + (f" under parent {args.parent}" if args.parent else "")
-                            + " (run `make demo` or a flow first; MLFLOW_TRACKING_URI picks the store)")
-    print(markdown(rows))
+    configs, sets = config_table(args.experiment, where), refiner_table(args.experiment, where=where)
+    if not configs and not sets:
+        raise PipelineError(f"MLflow experiment {args.experiment!r}: no refiner_config or train_detector runs for "
+                            f"{what} (run `make demo` or a flow first, or pick --exp/--parent/--all; "
+                            "MLFLOW_TRACKING_URI picks the store)")
+    print(f"Runs of {what}.\n\nRefiner configs (test F1 of each config's refined set over seeds):\n")
+    print(markdown(configs, CONFIG_COLUMNS) if configs else "(no refiner_config runs: the evaluate stage logs them)")
+    print("\nTraining sets (S and R are the baselines):\n")
+    print(markdown(sets) if sets else "(no train_detector runs)")
 
 
 if __name__ == "__main__":

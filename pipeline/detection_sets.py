@@ -9,7 +9,10 @@ The names are valid DVC matrix keys, folder names and MLflow run names.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +22,7 @@ import torch
 from PIL import Image
 
 from pipeline.errors import PipelineError
+from pipeline.io.atomic import write_json_atomic
 from pipeline.io.coco import read_coco
 from pipeline.io.images import load_rgb
 
@@ -79,14 +83,16 @@ def load_samples(root: Path, target: str = "head") -> list[Sample]:
                    im.width, im.height) for im in coco.images]
 
 
-def compose(parts: Sequence[Part], roots: dict[str, Path], target: str, seed: int) -> list[Sample]:
+def compose(parts: Sequence[Part], roots: dict[str, Path], target: str, seed: int,
+            n_real: int | None = None) -> list[Sample]:
     """The samples of a training set; ``roots`` maps each part's source to its dataset folder.
 
-    A ``<k>x`` part draws round(k * |R_train|) images without replacement (seeded), capped at the
-    size of that part's set.
+    A ``<k>x`` part draws round(k * ``n_real``) images without replacement (seeded), capped at the
+    size of that part's set; ``n_real`` defaults to the size of ``roots["R"]``.
     """
-    loaded = {src: load_samples(roots[src], target) for src in dict.fromkeys([REAL, *(p.source for p in parts)])}
-    n_real = len(loaded[REAL])
+    loaded = {src: load_samples(roots[src], target) for src in dict.fromkeys(p.source for p in parts)}
+    if n_real is None and any(p.ratio is not None for p in parts):
+        n_real = len(loaded[REAL]) if REAL in loaded else len(load_samples(roots[REAL], target))
     rng = np.random.default_rng(seed)
     out: list[Sample] = []
     for part in parts:
@@ -96,6 +102,56 @@ def compose(parts: Sequence[Part], roots: dict[str, Path], target: str, seed: in
             samples = [samples[i] for i in sorted(rng.choice(len(samples), size=n, replace=False))]
         out.extend(samples)
     return out
+
+
+SET_FILE = "set.json"
+
+
+def materialise(name: str, parts: Sequence[Part], roots: dict[str, Path], out: Path, link: str = "hardlink") -> int:
+    """Write training set ``name`` as a folder of its own: ``out/<source>/`` (coco.json + the images it
+    names, hard-linked or copied) per part, and ``out/set.json`` (parts, ratios, and |R_train| when a
+    ``<k>x`` part needs it). A detector that depends on this folder alone reruns only when its own data
+    changes. Returns the number of images written.
+    """
+    n = 0
+    for src in dict.fromkeys(p.source for p in parts):
+        coco = read_coco(roots[src] / "coco.json", image_root=roots[src], allow_empty=False)  # validates
+        for im in coco.images:
+            dst = out / src / im.file_name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            _place(roots[src] / im.file_name, dst, link)
+        raw = json.loads((roots[src] / "coco.json").read_text())  # as written, boxes unrounded
+        for im in raw["images"]:
+            im.pop("mask_file", None)  # detectors read boxes, not masks
+        write_json_atomic(out / src / "coco.json", raw)
+        n += len(coco.images)
+    ratios = any(p.ratio is not None for p in parts)
+    n_real = len(read_coco(roots[REAL] / "coco.json").images) if ratios else None
+    write_json_atomic(out / SET_FILE, {"name": name, "parts": [{"source": p.source, "ratio": p.ratio} for p in parts],
+                                       "n_real": n_real})
+    return n
+
+
+def _place(src: Path, dst: Path, link: str) -> None:
+    if link == "hardlink":
+        try:
+            os.link(src, dst)
+            return
+        except OSError:  # another filesystem, or links not supported: copy instead
+            pass
+    shutil.copyfile(src, dst)
+
+
+def load_set(folder: Path, target: str, seed: int) -> list[Sample]:
+    """The samples of a training set written by ``materialise`` (``<k>x`` parts drawn with ``seed``)."""
+    try:
+        meta = json.loads((folder / SET_FILE).read_text())
+        parts = [Part(p["source"], p["ratio"]) for p in meta["parts"]]
+    except FileNotFoundError:
+        raise PipelineError(f"{folder / SET_FILE}: missing; run the training_sets stage first") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise PipelineError(f"{folder / SET_FILE}: not a training-set description (parts, n_real)") from None
+    return compose(parts, {p.source: folder / p.source for p in parts}, target, seed, meta.get("n_real"))
 
 
 class DetectionData(torch.utils.data.Dataset):

@@ -131,3 +131,48 @@ def finite(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def refiner_summaries(refine: Any, result: dict[str, Any], refiner_metrics: dict[str, dict[str, float]]
+                      ) -> dict[str, tuple[dict[str, Any], dict[str, float]]]:
+    """Per refiner config in ``refine.run``: (params, metrics) of its comparison run in MLflow.
+
+    Params: the config's arch, skip and every loss weight (0 for a term it does not use, so that all
+    configs share the axes of MLflow's parallel-coordinates plot). Metrics: test F1 mean/std/t-interval
+    over seeds of its own refined set (``f1_test*``) and of every other set that contains it
+    (``f1_test.<set>``), its AP50, recall drop, distance to cR_train, and the refiner's final losses and
+    training time (``refiner_*``). ``f1_test`` sorts first, which makes it the metric axis MLflow's compare
+    view picks by default.
+    """
+    from pipeline.detection_sets import parse_set, refiners_of
+    from pipeline.train.cyclegan import parse_spec
+    from pipeline.train.losses import LOSSES
+
+    key = result["distance_key"]
+    out = {}
+    for name in refine.run:
+        spec = parse_spec(name, refine.configs[name], {"ngf": refine.ngf, "n_blocks": refine.n_blocks,
+                                                       "ndf": refine.ndf})
+        trains = spec.arch != "identity"  # the identity refiner has no losses
+        params = {"name": name, "arch": spec.arch, "skip": spec.skip,
+                  **{f"loss.{term}": float(spec.losses.get(term, 0.0)) if trains else 0.0 for term in LOSSES}}
+        metrics: dict[str, float] = {}
+        for set_name, s in result["sets"].items():
+            if name not in refiners_of(parse_set(set_name, refine.run)):
+                continue
+            suffix = "" if set_name == name else f".{set_name}"
+            f1 = s["test_f1"]
+            metrics.update({f"f1_test{suffix}": f1["mean"], f"f1_test_std{suffix}": f1["std"],
+                            f"f1_test_ci_low{suffix}": f1["lo"], f"f1_test_ci_high{suffix}": f1["hi"],
+                            f"test_ap50{suffix}": s["test_ap50"]["mean"]})
+        dist = result["distances"].get(name, {}).get("R", {})
+        if key in dist:
+            metrics["fid_to_R" if key == "fid" else "fd_to_R"] = dist[key]
+        drop = result["label_preservation"].get(name, {}).get("drop", {})
+        if "mean" in drop:
+            metrics["recall_drop"] = drop["mean"]
+        metrics.update({f"refiner_{k}": v for k, v in refiner_metrics.get(name, {}).items()
+                        if k not in ("refined", "lr")})
+        ordered = dict(sorted(metrics.items(), key=lambda kv: (not kv[0].startswith("f1_test"), kv[0])))
+        out[name] = (params, {k: float(v) for k, v in ordered.items() if v is not None and v == v})
+    return out

@@ -150,6 +150,13 @@ class DetectorLossParams:
 
 
 @dataclass(frozen=True)
+class TrainingSetsParams:
+    """Every ``train_detector.sets`` entry written as a folder of its own (its detectors depend on it alone)."""
+
+    link: str = _c("hardlink", choices=("hardlink", "copy"))  # hardlink: no second copy on disk (copy as fallback)
+
+
+@dataclass(frozen=True)
 class TrainDetectorParams:
     """SqueezeDet training per training set (seed Algorithm 3); ``sets`` use the grammar of
     ``pipeline.detection_sets`` (``S``, ``R``, a refiner config, ``+``-joined, ``<k>x`` prefix)."""
@@ -208,6 +215,7 @@ SECTIONS: dict[str, type] = {
     "crop": CropParams,
     "refine": RefineParams,
     "reinsert": ReinsertParams,
+    "training_sets": TrainingSetsParams,
     "train_detector": TrainDetectorParams,
     "evaluate": EvaluateParams,
     "report": ReportParams,
@@ -216,6 +224,18 @@ SECTIONS: dict[str, type] = {
     **ANIME_SECTIONS,
     **VIDEO_SECTIONS,
 }
+
+
+DOMAIN_SECTIONS: dict[str, dict[str, type]] = {"sensor": SENSOR_SECTIONS, "audio": AUDIO_SECTIONS,
+                                                "anime": ANIME_SECTIONS, "video": VIDEO_SECTIONS}
+
+
+def pipeline_sections(pipeline: str) -> list[str]:
+    """The params sections one pipeline reads: a domain's own sections; ``detection`` the rest."""
+    if pipeline in DOMAIN_SECTIONS:
+        return list(DOMAIN_SECTIONS[pipeline])
+    domain = {name for sections in DOMAIN_SECTIONS.values() for name in sections}
+    return [name for name in SECTIONS if name not in domain]
 
 
 @dataclass(frozen=True)
@@ -229,9 +249,11 @@ class Params:
         except KeyError:
             raise AttributeError(name) from None
 
-    def digest(self) -> str:
-        """Stable hash of the whole params file (MLflow tag)."""
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()[:12]
+    def digest(self, pipeline: str | None = None) -> str:
+        """Stable hash of the params file, or of one pipeline's sections only (the MLflow tag ``params_hash``:
+        a sensor knob does not change the detection runs' hash)."""
+        raw = self.raw if pipeline is None else {k: v for k, v in self.raw.items() if k in pipeline_sections(pipeline)}
+        return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:

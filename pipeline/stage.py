@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.io.atomic import write_json_atomic
 from pipeline.params import Params, load_params
-from pipeline.tracking import StageRun, stage_run
+from pipeline.tracking import StageRun, mlflow_key, stage_run
 
 
 def parse_paths(*names: str, extra: tuple[str, ...] = ()) -> argparse.Namespace:
@@ -27,11 +26,11 @@ def parse_paths(*names: str, extra: tuple[str, ...] = ()) -> argparse.Namespace:
 def numeric_leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Numbers of a nested metrics dict under dotted keys (MLflow metrics are flat); None/NaN dropped.
 
-    MLflow keys allow only ``[/\\w.\\- :]``: a set name's ``+`` becomes `` + ``, anything else ``_``.
+    Keys go through ``mlflow_key`` (MLflow's allowed characters).
     """
     out: dict[str, float] = {}
     for k, v in tree.items():
-        k = re.sub(r"[^/\w.\- :]", "_", str(k).replace("+", " + "))
+        k = mlflow_key(k)
         if isinstance(v, dict):
             out.update(numeric_leaves(v, f"{prefix}{k}."))
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:

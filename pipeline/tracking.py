@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -40,6 +41,12 @@ def git_revision() -> str:
         return "unknown"
 
 
+def mlflow_key(key: object) -> str:
+    """A metric or param name MLflow accepts (``[/\\w.\\- :]`` only): a set name's ``+`` becomes `` _ ``
+    (``R+C_CP_S`` -> ``R _ C_CP_S``), any other character outside that set ``_``."""
+    return re.sub(r"[^/\w.\- :]", "_", str(key).replace("+", " _ "))
+
+
 def _mlflow():
     import mlflow
 
@@ -59,8 +66,8 @@ def _experiment(mlflow, name: str) -> str:
     return mlflow.create_experiment(name)
 
 
-def _tags(params: Params) -> dict[str, str]:
-    tags = {"git_rev": git_revision(), "params_hash": params.digest(),
+def _tags(params: Params, pipeline: str) -> dict[str, str]:
+    tags = {"git_rev": git_revision(), "params_hash": params.digest(pipeline),
             "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace")}
     if os.environ.get("PREFECT__FLOW_RUN_ID"):
         tags["prefect_flow_run_id"] = os.environ["PREFECT__FLOW_RUN_ID"]
@@ -71,7 +78,7 @@ def parent_run(mlflow, experiment_id: str, pipeline: str, params: Params) -> str
     """Find or create the parent run of this pipeline run."""
     if os.environ.get(PARENT_ENV):
         return os.environ[PARENT_ENV]
-    tags = _tags(params)
+    tags = _tags(params, pipeline)
     key = f"{pipeline}:{tags['git_rev']}:{tags['params_hash']}:{tags['dvc_exp_name']}"
     found = mlflow.search_runs([experiment_id], filter_string=f"tags.pipeline_key = '{key}'",
                                max_results=1, output_format="list")
@@ -119,11 +126,33 @@ def stage_run(pipeline: str, stage: str, params: Params, section: Any,
     flat.update(extra_params or {})
     start = time.perf_counter()
     with mlflow.start_run(experiment_id=exp, run_name=stage, parent_run_id=parent, tags={
-            **_tags(params), "stage": stage, "pipeline": pipeline}) as run:
+            **_tags(params, pipeline), "stage": stage, "pipeline": pipeline}) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
         handle = StageRun(mlflow, run.info.run_id)
         yield handle
         handle.metrics({"wall_seconds": time.perf_counter() - start})
+
+
+def summary_run(pipeline: str, name: str, params: Params, run_params: dict[str, Any], metrics: dict[str, float],
+                tags: dict[str, str] | None = None) -> str:
+    """A finished child run ``name`` of the pipeline's parent that only carries a summary (a refiner config's
+    weights and results, for MLflow's compare view); returns its id. Logged through the client, so it
+    does not disturb the stage's own active run."""
+    mlflow = _mlflow()
+    from mlflow.entities import Metric, Param, RunTag
+
+    exp = _experiment(mlflow, pipeline)
+    parent = parent_run(mlflow, exp, pipeline, params)
+    client = mlflow.MlflowClient()
+    all_tags = {**_tags(params, pipeline), "pipeline": pipeline, "stage": name, "mlflow.parentRunId": parent,
+                **(tags or {})}
+    run = client.create_run(exp, run_name=name, tags=all_tags)
+    now = int(time.time() * 1000)
+    client.log_batch(run.info.run_id, metrics=[Metric(mlflow_key(k), float(v), now, 0) for k, v in metrics.items()],
+                     params=[Param(mlflow_key(k), str(v)[:6000]) for k, v in run_params.items()],
+                     tags=[RunTag("mlflow.runName", name)])
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
 
 
 @contextlib.contextmanager
@@ -136,7 +165,8 @@ def pipeline_run(pipeline: str, params: Params, run_name: str, tags: dict[str, s
     mlflow = _mlflow()
     exp = _experiment(mlflow, pipeline)
     client = mlflow.MlflowClient()
-    run = client.create_run(exp, run_name=run_name, tags={**_tags(params), "pipeline": pipeline, **(tags or {})})
+    run = client.create_run(exp, run_name=run_name,
+                            tags={**_tags(params, pipeline), "pipeline": pipeline, **(tags or {})})
     run_id = run.info.run_id
     old = os.environ.get(PARENT_ENV)
     os.environ[PARENT_ENV] = run_id

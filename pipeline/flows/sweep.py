@@ -21,8 +21,9 @@ from typing import Any
 import yaml
 from prefect import flow
 from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
 
-from pipeline.compare import refiner_table
+from pipeline.compare import parent_of_flow_run, refiner_table
 from pipeline.errors import PipelineError
 from pipeline.flows import dag
 from pipeline.flows.common import Executor, flow_cli, orchestrate, run_plan
@@ -90,6 +91,32 @@ def refiner_branch(root: str, config: str, stages: list[str], executor: Executor
     return run_plan(Path(root), planned, executor, share)
 
 
+def run_in_waves(root: Path, stages: list[dag.PlannedStage], names: list[str], executor: Executor,
+                 share: bool) -> dict[str, str]:
+    """Run the plan in waves: every config's ready branch stages as its subflow, then the shared stages whose
+    upstream stages are done (``training_sets`` joins the branches' reinserts before their detectors)."""
+    owner = {s.address: branch_of(s.address, names) for s in stages}
+    done: dict[str, str] = {}
+    while len(done) < len(stages):
+        before = len(done)
+        for n in names:
+            ready: list[str] = []
+            for s in stages:  # plan order: a branch stage may follow one of its own branch run this wave
+                if owner[s.address] == n and s.address not in done and set(s.upstream) <= {*done, *ready}:
+                    ready.append(s.address)
+            if ready:
+                done.update(refiner_branch(str(root), n, ready, executor, share))
+        shared = [s for s in stages if owner[s.address] is None and s.address not in done]
+        ready_shared: list[dag.PlannedStage] = []
+        for s in shared:
+            if set(s.upstream) <= {*done, *(x.address for x in ready_shared)}:
+                ready_shared.append(s)
+        done.update(run_plan(root, ready_shared, executor, share))
+        if len(done) == before:
+            raise PipelineError(f"refiner sweep: no stage can run; left: {[s.address for s in stages if s.address not in done]}")
+    return done
+
+
 @flow(name="refiner-sweep", log_prints=True)
 def refiner_sweep(configs: list[str] | None = None, grid: dict[str, dict[str, list[Any]]] | None = None,
                   seeds: list[int] | None = None, root: str = ".", overrides: dict[str, Any] | None = None,
@@ -100,17 +127,12 @@ def refiner_sweep(configs: list[str] | None = None, grid: dict[str, dict[str, li
     names, sweep = sweep_overrides(root_path, list(configs or []), grid, seeds)
 
     def body(r: Path) -> dict[str, str]:
-        stages = dag.plan(r, FINAL_STAGES)
-        owner = {s.address: branch_of(s.address, names) for s in stages}
-        first = [s for s in stages if owner[s.address] is None and s.name not in ("evaluate", "report")]
-        done = run_plan(r, first, executor, share)
-        for n in names:
-            done.update(refiner_branch(str(r), n, [a for a, o in owner.items() if o == n], executor, share))
-        done.update(run_plan(r, [s for s in stages if s.address not in done], executor, share))
-        return done
+        return run_in_waves(r, dag.plan(r, FINAL_STAGES), names, executor, share)
 
     orchestrate("detection", str(root_path), {**sweep, **(overrides or {})}, exp_name, record, body)
-    table = refiner_table("detection", stages=[f"train_detector@{s}" for s in ["S", "R", *names]])
+    parent = parent_of_flow_run(str(flow_run.id)) if flow_run.id else None
+    where = f"tags.mlflow.parentRunId = '{parent}'" if parent else ""  # this sweep's runs, not the workspace's
+    table = refiner_table("detection", stages=[f"train_detector@{s}" for s in ["S", "R", *names]], where=where)
     create_table_artifact(table, key="refiner-sweep", description="mean test F1 per training set (MLflow runs)")
     print(json.dumps(table, indent=1))
     return table

@@ -3,6 +3,7 @@ crop sets (cS, cR_train, every cS+), label preservation of every refiner, F1 vs 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,11 +12,12 @@ from tqdm import tqdm
 
 from pipeline.errors import cli
 from pipeline.evaluation import (FEATURE_SPACE, crop_images, distances, embed, f1_vs_distance, finite,
-                                 label_preservation, read_run_metrics, run_key, summarise)
+                                 label_preservation, read_run_metrics, refiner_summaries, run_key, summarise)
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.metrics.distances import inception_features, resolve_inception_weights
 from pipeline.params import Params
 from pipeline.stage import execute, parse_paths
+from pipeline.tracking import summary_run
 from pipeline.train.detector import load_detector
 from pipeline.train.device import pick_device
 
@@ -67,7 +69,7 @@ def _hub_inception() -> str | None:
 
 @cli
 def main() -> None:
-    args = parse_paths("crops", "refined", "synthetic", "reinserted", "detectors", "runs", "out")
+    args = parse_paths("crops", "refined", "synthetic", "reinserted", "detectors", "runs", "refiners", "out")
 
     def body(params, log):
         result = run(params, args.crops, args.refined, args.synthetic, args.reinserted, args.detectors,
@@ -75,9 +77,20 @@ def main() -> None:
         if not result["inception"]:
             log.tag("fid_notice", NO_INCEPTION)
         log.file(args.out / "summary.json")
+        log_refiner_configs(params, result, args.refiners)
         return flat_metrics(result)
 
     execute("detection", "evaluate", "evaluate", body, args.metrics)
+
+
+def log_refiner_configs(params: Params, result: dict, refiners: Path) -> None:
+    """One MLflow run per refiner config (``refiner_config@<name>``): its loss weights, skip and arch as params,
+    its sets' test F1 over seeds, recall drop, distance, final losses and time as metrics."""
+    trained = {n: json.loads((refiners / f"{n}.json").read_text()) for n in params.refine.run
+               if (refiners / f"{n}.json").is_file()}
+    for name, (run_params, metrics) in refiner_summaries(params.refine, result, trained).items():
+        summary_run("detection", f"refiner_config@{name}", params, run_params, metrics,
+                    tags={"kind": "refiner_config", "refiner": name, "feature_space": result["feature_space"]})
 
 
 def flat_metrics(result: dict) -> dict:

@@ -4,6 +4,7 @@ every synthetic crop with it (batched). ``identity`` skips training."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import torch
@@ -24,14 +25,17 @@ def run(p: RefineParams, name: str, crops: Path, out: Path, checkpoints: Path | 
     spec = spec_of(p, name)
     vgg = build_vgg(spec, p.vgg_weights)
     xm, ym = read_manifest(crops / "synthetic"), read_manifest(crops / "real_train")
+    start = time.perf_counter()
     model, history = train_refiner(p, spec, crops / "synthetic", xm, crops / "real_train", ym,
                                    checkpoints, on_epoch, vgg)
+    train_seconds = time.perf_counter() - start  # this process's share when it resumed a checkpoint
     with atomic_dir(out) as tmp:
         n = refine_folder(model, crops / "synthetic", xm, tmp, p.refine_batch, device_of(p))
         torch.save({"spec": dataclasses.asdict(spec), "state_dict": model.cpu().state_dict()}, tmp / "model.pt")
         write_json_atomic(tmp / "history.json", history)
     last = history[-1] if history else {}
-    return {"refined": float(n), "epochs": float(len(history)), **{k: float(v) for k, v in last.items()}}
+    return {"refined": float(n), "epochs": float(len(history)), "train_seconds": train_seconds,
+            **{k: float(v) for k, v in last.items()}}
 
 
 @cli

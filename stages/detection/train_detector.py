@@ -8,7 +8,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from pipeline.detection_sets import REAL, SYNTHETIC, DetectionData, compose, load_samples, parse_set, refiners_of
+from pipeline.detection_sets import DetectionData, load_samples, load_set, parse_set
 from pipeline.errors import PipelineError, cli
 from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
 from pipeline.io.predictions import predictions_json
@@ -22,15 +22,15 @@ from pipeline.viz import detections_grid
 WEIGHTS_KEY = "train_detector.backbone_weights"
 
 
-def run(p: TrainDetectorParams, iou: float, name: str, seed: int, refiners: list[str], synthetic: Path,
-        real: Path, reinserted: Path, out: Path, plots: Path | None = None, on_epoch=None) -> dict[str, float]:
-    """Write ``out``/model.pt, history.json, test_predictions.json (and the ``plots`` CSV of the
-    validation curve); return val and test metrics."""
-    parts = parse_set(name, refiners)
+def run(p: TrainDetectorParams, iou: float, name: str, seed: int, refiners: list[str], data: Path,
+        real: Path, out: Path, plots: Path | None = None, on_epoch=None) -> dict[str, float]:
+    """Train on the set folder ``data`` (stage ``training_sets``), validate and test on ``real``/val, test;
+    write ``out``/model.pt, history.json, test_predictions.json (and the ``plots`` CSV of the validation
+    curve); return val and test metrics."""
+    parse_set(name, refiners)
     if p.pretrained:  # fail on missing weights before any data is read
         resolve_backbone_weights(p.backbone_weights, WEIGHTS_KEY)
-    roots = {REAL: real / "train", SYNTHETIC: synthetic, **{c: reinserted / c for c in refiners_of(parts)}}
-    samples = compose(parts, roots, p.target, seed)
+    samples = load_set(data, p.target, seed)
     train = DetectionData(samples, p.input_size, p.augment, seed)
     wh = train.box_sizes()
     if len(wh) == 0:
@@ -63,14 +63,14 @@ def run(p: TrainDetectorParams, iou: float, name: str, seed: int, refiners: list
 
 @cli
 def main() -> None:
-    args = parse_paths("synthetic", "real", "reinserted", "out", "plots", extra=("set", "seed"))
+    args = parse_paths("data", "real", "out", "plots", extra=("set", "seed"))
     seed = int(args.seed)
 
     def body(params, log):
         log.tag("train_set", args.set)
         log.tag("seed", str(seed))
         metrics = run(params.train_detector, params.evaluate.iou, args.set, seed, params.refine.run,
-                      args.synthetic, args.real, args.reinserted, args.out, args.plots,
+                      args.data, args.real, args.out, args.plots,
                       on_epoch=lambda rec: log.metrics(rec, step=int(rec["epoch"])))
         log.image("test_detections.png", detections_grid(args.out / "test_predictions.json", metrics["threshold"]))
         return metrics

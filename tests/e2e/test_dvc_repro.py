@@ -49,7 +49,7 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     downstream = detectors | {"evaluate", "report"}
     domains = _domain_stages(proj)
     assert {"sensor_prepare", "sensor_classify"} <= domains
-    assert first == {"render", "real", "crop"} | branches | downstream | domains
+    assert first == {"render", "real", "crop", "training_sets"} | branches | downstream | domains
     for n in runs:
         assert (proj / f"data/reinserted/{n}/coco.json").is_file()
     assert (proj / "metrics/render.json").is_file()
@@ -67,14 +67,21 @@ def test_dvc_repro_runs_all_then_nothing_then_only_downstream(tmp_path):
     params["crop"]["size"] = 40
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     log = _dvc(proj, "repro")
-    assert _ran(log) == {"crop"} | branches | downstream, log
+    # the R set's folder does not change with the crops, so its detectors are not retrained
+    reach = {d for d in detectors if not d.startswith("train_detector@R-")} | {"training_sets", "evaluate", "report"}
+    assert _ran(log) == {"crop"} | branches | reach, log
 
-    # Changing one config's weight reruns only that config's branch.
+    # Changing one config's weight reruns only that config's branch and the detectors of the sets holding it.
+    assert set(TINY["train_detector"]["sets"]) == {"R", runs[0]}
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["refine"]["configs"][runs[0]]["losses"]["cyc_pixel"] = 7
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    status = _dvc(proj, "status")
+    assert [line.rstrip(":") for line in status.splitlines() if line and not line[0].isspace()] == [
+        f"refine@{runs[0]}"], status  # DVC reports the stage whose params changed; the rest follows its outputs
     log = _dvc(proj, "repro")
-    assert _ran(log) == {f"refine@{runs[0]}", f"reinsert@{runs[0]}"} | downstream, log
+    assert _ran(log) == {f"refine@{runs[0]}", f"reinsert@{runs[0]}", "training_sets", "evaluate", "report"} | {
+        d for d in detectors if d.startswith(f"train_detector@{runs[0]}-")}, log
 
     # A detector knob reruns the detectors and what reads them, nothing upstream.
     params = yaml.safe_load((proj / "params.yaml").read_text())

@@ -70,7 +70,13 @@ def test_flow_first_then_dvc_repro_has_nothing_to_do(proj, prefect_harness):
     assert len(parents) == 1 and parents[0].data.tags["dvc_exp_name"] == "flow-first"
     assert parents[0].data.metrics["stages_ran"] == len(planned)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    configs = [r for r in children if r.data.tags.get("kind") == "refiner_config"]
+    children = [r for r in children if r not in configs]
     assert {r.data.tags["stage"] for r in children} == set(planned)
+    # evaluate's comparison runs: one per refiner config, with its loss weights and its set's test F1
+    run_list = yaml.safe_load((proj / "params.yaml").read_text())["refine"]["run"]
+    assert sorted(r.data.tags["refiner"] for r in configs) == sorted(run_list)
+    assert all("loss.cyc_pixel" in r.data.params and "f1_test" in r.data.metrics for r in configs)
     assert all(r.data.tags["prefect_flow_run_id"] == flow_run_id for r in children)
     assert all(r.data.tags["dvc_exp_name"] == "flow-first" for r in children)
     exps = json.loads(_dvc(proj, "exp", "show", "--json").splitlines()[0])
@@ -135,7 +141,7 @@ with get_client(sync_client=True) as client:
     print("POOLS", pools["gpu"].concurrency_limit, pools["gpu"].type, pools["cpu"].type)
     for name in names:
         d = client.read_deployment_by_name(name)
-        print("DEPLOYMENT", name, d.work_pool_name, [s.schedule.cron for s in d.schedules])
+        print("DEPLOYMENT", name, d.work_pool_name, [(s.schedule.cron, s.schedule.timezone) for s in d.schedules])
 run = run_deployment("detection/nightly", timeout=0, parameters={"record": False})
 print("TRIGGERED", run.id)
 """
@@ -166,10 +172,10 @@ def test_deployment_on_a_real_prefect_server(proj, tmp_path):
         assert out.returncode == 0, out.stderr[-3000:]
         lines = out.stdout.splitlines()
         assert "POOLS 1 process process" in lines
-        assert "DEPLOYMENT detection/nightly cpu ['0 2 * * *']" in lines
-        assert "DEPLOYMENT refiner-sweep/weekly cpu ['0 3 * * 6']" in lines
+        assert "DEPLOYMENT detection/nightly cpu [('0 2 * * *', 'UTC')]" in lines
+        assert "DEPLOYMENT refiner-sweep/weekly cpu [('0 3 * * 6', 'UTC')]" in lines
         for domain, hour in DOMAIN_HOURS.items():
-            assert f"DEPLOYMENT {domain}/nightly cpu ['0 {hour} * * *']" in lines
+            assert f"DEPLOYMENT {domain}/nightly cpu [('0 {hour} * * *', 'UTC')]" in lines
         assert "DEPLOYMENT run-stages/gpu gpu []" in lines
         flow_run_id = next(line.split()[1] for line in lines if line.startswith("TRIGGERED"))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import mlflow
 import numpy as np
@@ -15,7 +17,7 @@ from pipeline.io.predictions import read_predictions
 from pipeline.metrics.detection import best_threshold, coco_ap, prf1
 from pipeline.params import load_params
 from stages.detection import train_detector
-from tests.conftest import copy_tree, crop_and_identity_refine, run_stage, write_params
+from tests.conftest import ROOT, copy_tree, crop_and_identity_refine, run_stage, write_params
 
 SETS = ["R", "identity", "R+1xidentity"]
 SEEDS = [0, 1]
@@ -33,12 +35,16 @@ def work(rendered, tmp_path_factory):
     w = copy_tree(rendered, tmp_path_factory.mktemp("detector") / "w")
     write_params(w, OVERRIDES)
     crop_and_identity_refine(w)
+    res = run_stage("stages.detection.training_sets", w, "--synthetic", "data/render", "--real_train",
+                    "data/real/train", "--reinserted", "data/reinserted", "--out", "data/sets",
+                    "--metrics", "metrics/training_sets.json")
+    assert res.returncode == 0, res.stderr[-3000:]
     return w
 
 
 def _train_args(name: str, seed: int) -> list[str]:
-    return ["--set", name, "--seed", str(seed), "--synthetic", "data/render", "--real", "data/real",
-            "--reinserted", "data/reinserted", "--out", f"data/detectors/{name}-{seed}",
+    return ["--set", name, "--seed", str(seed), "--data", f"data/sets/{name}", "--real", "data/real",
+            "--out", f"data/detectors/{name}-{seed}",
             "--plots", f"metrics/train_detector/{name}-{seed}.csv",
             "--metrics", f"metrics/train_detector/{name}-{seed}.json"]
 
@@ -78,12 +84,13 @@ def test_evaluate_and_report(work):
             if (work / f"metrics/train_detector/{name}-{seed}.json").exists():
                 continue
             metrics = train_detector.run(p.train_detector, p.evaluate.iou, name, seed, p.refine.run,
-                                         work / "data/render", work / "data/real", work / "data/reinserted",
+                                         work / f"data/sets/{name}", work / "data/real",
                                          work / f"data/detectors/{name}-{seed}")
             write_json_atomic(work / f"metrics/train_detector/{name}-{seed}.json", metrics)
     res = run_stage("stages.detection.evaluate", work, "--crops", "data/crops", "--refined", "data/refined",
                     "--synthetic", "data/render", "--reinserted", "data/reinserted", "--detectors", "data/detectors",
-                    "--runs", "metrics/train_detector", "--out", "data/evaluate", "--metrics", "metrics/evaluate.json")
+                    "--runs", "metrics/train_detector", "--refiners", "metrics/refine", "--out", "data/evaluate",
+                    "--metrics", "metrics/evaluate.json")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "notice: FID/KID not computed" in res.stderr
     s = json.loads((work / "data/evaluate/summary.json").read_text())
@@ -127,7 +134,8 @@ def test_evaluate_with_inception_weights_reports_fid(work, tmp_path):
     write_params(w, {**OVERRIDES, "evaluate": {**OVERRIDES["evaluate"], "inception_weights": str(tmp_path)}})
     res = run_stage("stages.detection.evaluate", w, "--crops", "data/crops", "--refined", "data/refined",
                     "--synthetic", "data/render", "--reinserted", "data/reinserted", "--detectors", "data/detectors",
-                    "--runs", "metrics/train_detector", "--out", "data/evaluate", "--metrics", "metrics/evaluate.json")
+                    "--runs", "metrics/train_detector", "--refiners", "metrics/refine", "--out", "data/evaluate",
+                    "--metrics", "metrics/evaluate.json")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "notice" not in res.stderr
     s = json.loads((w / "data/evaluate/summary.json").read_text())
@@ -135,3 +143,78 @@ def test_evaluate_with_inception_weights_reports_fid(work, tmp_path):
     ident = s["distances"]["identity"]
     assert ident["S"]["fid"] == pytest.approx(0.0, abs=1e-3) and ident["R"]["fid"] > 0
     assert {"kid", "kid_std", "fd_squeezedet_R", "n_a", "n_b"} <= set(ident["R"])
+
+
+def test_training_sets_are_folders_of_their_own(work):
+    """Each set folder holds only its parts (so its detectors depend on it alone), with the sources' bytes."""
+    from pipeline.detection_sets import compose, load_set, parse_set
+
+    sets = work / "data/sets"
+    assert sorted(p.name for p in sets.iterdir()) == sorted(SETS)
+    assert sorted(p.name for p in (sets / "R").iterdir()) == ["R", "set.json"]
+    meta = json.loads((sets / "R+1xidentity/set.json").read_text())
+    n_real = len(json.loads((work / "data/real/train/coco.json").read_text())["images"])
+    assert meta["n_real"] == n_real and [p["source"] for p in meta["parts"]] == ["R", "identity"]
+    assert json.loads((sets / "R/set.json").read_text())["n_real"] is None  # no <k>x part: |R_train| not read
+    coco = json.loads((sets / "identity/identity/coco.json").read_text())
+    src = json.loads((work / "data/reinserted/identity/coco.json").read_text())
+    assert [a["head_bbox"] for a in coco["annotations"]] == [a["head_bbox"] for a in src["annotations"]]
+    assert all("mask_file" not in im for im in coco["images"])
+    for im in coco["images"]:
+        assert (sets / "identity/identity" / im["file_name"]).read_bytes() == \
+               (work / "data/reinserted/identity" / im["file_name"]).read_bytes()
+    # the same samples (and the same seeded <k>x draw) as composing from the source folders
+    roots = {"R": work / "data/real/train", "identity": work / "data/reinserted/identity"}
+    for seed in (0, 1):
+        a = load_set(sets / "R+1xidentity", "head", seed)
+        b = compose(parse_set("R+1xidentity", ["identity"]), roots, "head", seed)
+        assert [s.image.name for s in a] == [s.image.name for s in b] and len(a) == 2 * n_real
+        assert all(np.array_equal(x.boxes, y.boxes) for x, y in zip(a, b))
+
+
+def test_refiner_config_runs_and_compare(work):
+    """evaluate logs one MLflow run per refiner config; pipeline.compare shows them for the current params."""
+    from pipeline.params import load_params as load
+
+    if not (work / "data/evaluate/summary.json").exists():
+        pytest.skip("needs test_evaluate_and_report's detectors")
+    res = run_stage("stages.detection.evaluate", work, "--crops", "data/crops", "--refined", "data/refined",
+                    "--synthetic", "data/render", "--reinserted", "data/reinserted", "--detectors", "data/detectors",
+                    "--runs", "metrics/train_detector", "--refiners", "metrics/refine", "--out", "data/evaluate",
+                    "--metrics", "metrics/evaluate.json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads((work / "data/evaluate/summary.json").read_text())
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["detection"], output_format="list",
+                              filter_string="tags.kind = 'refiner_config'")
+    assert [r.info.run_name for r in runs] == ["refiner_config@identity"]
+    run = runs[0]
+    digest = load(work / "params.yaml").digest("detection")
+    assert run.data.tags["params_hash"] == digest and run.data.params["arch"] == "identity"
+    assert run.data.params["loss.cyc_pixel"] == "0.0"  # the identity refiner trains no loss
+    m = run.data.metrics
+    assert m["f1_test"] == pytest.approx(s["sets"]["identity"]["test_f1"]["mean"])
+    assert m["f1_test_ci_low"] == pytest.approx(s["sets"]["identity"]["test_f1"]["lo"])
+    assert m["f1_test.R _ 1xidentity"] == pytest.approx(s["sets"]["R+1xidentity"]["test_f1"]["mean"])
+    assert m["recall_drop"] == pytest.approx(s["label_preservation"]["identity"]["drop"]["mean"])
+    assert m["fd_to_R"] == pytest.approx(s["distances"]["identity"]["R"]["fd_squeezedet_R"])
+    assert "refiner_train_seconds" in m and "f1_test" == sorted(m)[0]  # the compare view's default metric axis
+
+    def compare(*args):
+        return subprocess.run([sys.executable, "-m", "pipeline.compare", *args], cwd=work, capture_output=True,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    out = compare()
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines()[0] == f"Runs of params hash {digest} (the workspace's params.yaml)."
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| identity |"))
+    assert f"| {round(m['f1_test'], 4)} |" in row
+    url = compare("--url")
+    assert url.returncode == 0 and run.info.run_id in url.stdout and "1 refiner configs" in url.stderr
+    other = compare("--exp", "no-such-experiment")
+    assert other.returncode == 2 and other.stderr.count("\n") == 1 and "no-such-experiment" in other.stderr
+    write_params(work, {**OVERRIDES, "report": {"detections": 3}})  # other params: other hash, no runs yet
+    try:
+        assert compare().returncode == 2
+    finally:
+        write_params(work, OVERRIDES)

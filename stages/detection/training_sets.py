@@ -1,0 +1,37 @@
+"""Stage ``training_sets``: write every ``train_detector.sets`` entry as a folder of its own, so that each
+``train_detector@<set>-<seed>`` depends on its set's data only and a refiner change retrains only the
+detectors whose set contains that refiner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.detection_sets import REAL, SYNTHETIC, materialise, parse_set, refiners_of
+from pipeline.errors import cli
+from pipeline.io.atomic import atomic_dir
+from pipeline.params import TrainingSetsParams
+from pipeline.stage import execute, parse_paths
+
+
+def run(p: TrainingSetsParams, sets: list[str], refiners: list[str], synthetic: Path, real_train: Path,
+        reinserted: Path, out: Path) -> dict[str, float]:
+    """Write ``out/<set>/`` for every set (see ``materialise``); return the images per set."""
+    counts = {}
+    with atomic_dir(out) as tmp:
+        for name in sets:
+            parts = parse_set(name, refiners)
+            roots = {REAL: real_train, SYNTHETIC: synthetic, **{c: reinserted / c for c in refiners_of(parts)}}
+            counts[name] = float(materialise(name, parts, roots, tmp / name, p.link))
+    return {"sets": float(len(sets)), "images": counts}
+
+
+@cli
+def main() -> None:
+    args = parse_paths("synthetic", "real_train", "reinserted", "out")
+    execute("detection", "training_sets", "training_sets",
+            lambda params, log: run(params.training_sets, params.train_detector.sets, params.refine.run,
+                                    args.synthetic, args.real_train, args.reinserted, args.out), args.metrics)
+
+
+if __name__ == "__main__":
+    main()
