@@ -52,22 +52,29 @@ def _transient(task_: Any, task_run: Any, state: Any) -> bool:
 @task(name="dvc-stage", task_run_name="{address}", retries=2,
       retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.2,
       retry_condition_fn=_transient)
-def dvc_stage(root: str, address: str, pull: bool = False, push: bool = False) -> str:
-    """Reproduce one DVC stage if it changed: "ran" or "skipped"."""
+def dvc_stage(root: str, address: str, pull: bool = False, push: bool = False, up_to_date: bool = False) -> str:
+    """Reproduce one DVC stage if it changed: "ran" or "skipped".
+
+    ``up_to_date``: the flow checked before running anything that DVC would skip this stage
+    (``dag.up_to_date``), so it is reported skipped without opening the repo again.
+    """
     start = time.perf_counter()
-    ran = dag.run_stage(root, address, pull=pull)
+    ran = False if up_to_date else dag.run_stage(root, address, pull=pull)
     if push:
         dag.push_stage(root, address)
     status = "ran" if ran else "skipped"
-    get_run_logger().info("%s %s in %.1f s", address, status, time.perf_counter() - start)
+    get_run_logger().info("%s %s%s in %.1f s", address, status, " (up to date)" if up_to_date else "",
+                          time.perf_counter() - start)
     return status
 
 
 @task(name="gpu-pool-stage", task_run_name="{address} on {deployment}")
 def pool_stage(root: str, address: str, deployment: str = GPU_DEPLOYMENT, share: bool = False) -> str:
-    """Run one stage as a flow run of ``deployment`` (a worker of that pool picks it up) and wait for it.
+    """Run one stage as a flow run of ``deployment`` (a worker of that pool picks it up) and wait for it: "ran".
 
-    The pool's concurrency limit (one run per GPU) queues it when the GPUs are busy.
+    The pool's concurrency limit (one run per GPU) queues it when the GPUs are busy. Only stages DVC
+    sees changed here are sent (``run_plan`` checks first), and DVC runs a changed stage or restores it
+    from the run-cache, which both count as "ran".
     """
     from prefect.deployments import run_deployment
 
@@ -77,20 +84,30 @@ def pool_stage(root: str, address: str, deployment: str = GPU_DEPLOYMENT, share:
     if not run.state or not run.state.is_completed():
         raise dag.StageFailed(address, f"{deployment} flow run {run.name} ended {run.state and run.state.name}: "
                                        f"{run.state and run.state.message}", user_error=False)
-    return "pool"  # ran or skipped over there: the worker's flow run logs which
+    return "ran"
 
 
 def run_plan(root: Path, stages: list[dag.PlannedStage], executor: Executor = "local",
              share: bool = False) -> dict[str, str]:
-    """Run the stages in order, each a task; GPU stages go to the gpu pool when ``executor`` is "pools"."""
+    """Run the stages in order, each a task; GPU stages go to the gpu pool when ``executor`` is "pools".
+
+    Which stages DVC would skip is decided first, in one repo (``dag.up_to_date``): their tasks report
+    "skipped" without reproducing, and a GPU stage is only sent to the pool if DVC sees it changed when
+    its turn comes, so the counts are "ran"/"skipped" for pool stages too. With ``share`` a skipped stage
+    is still pushed, so workers elsewhere can restore it.
+    """
+    fresh = dag.up_to_date(root, stages)
     done: dict[str, str] = {}
     for s in stages:
-        if executor == "pools" and s.gpu:
+        if executor == "pools" and s.gpu and s.address not in fresh and not dag.up_to_date(root, [s]):
             done[s.address] = pool_stage(str(root), s.address, share=share)
             if share:  # the worker pushed outputs + run-cache entry: restore them here, updating dvc.lock
                 dvc_stage(str(root), s.address, pull=True)
+        elif executor == "pools" and s.gpu:  # up to date here: nothing to send to the pool
+            done[s.address] = dvc_stage(str(root), s.address, push=share, up_to_date=True)
         else:
-            done[s.address] = dvc_stage(str(root), s.address, pull=share, push=share)
+            done[s.address] = dvc_stage(str(root), s.address, pull=share, push=share,
+                                        up_to_date=s.address in fresh)
     return done
 
 
@@ -114,12 +131,16 @@ def orchestrate(pipeline: str, root: str, overrides: dict[str, Any] | None, exp_
             log_to_run(parent, {"stages_ran": sum(v == "ran" for v in done.values()),
                                 "stages_skipped": sum(v == "skipped" for v in done.values()),
                                 "flow_seconds": time.perf_counter() - start})
-        ref = dag.save_experiment(root_path, name, list(done)) if record else None
+        # a run that changed nothing and overrode nothing is not a new experiment (and `exp save` commits
+        # every stage again, the slowest part of a no-op run)
+        ran = any(v == "ran" for v in done.values())
+        ref = dag.save_experiment(root_path, name, list(done)) if record and (ran or overrides) else None
         if ref:
             log_to_run(parent, tags={"dvc_exp_ref": ref})
     rows = "\n".join(f"| `{a}` | {s} |" for a, s in done.items())
+    exp = ref or ("not recorded" if not record or ran or overrides else "none (nothing ran, no overrides)")
     create_markdown_artifact(f"### {pipeline}: {name}\n\n| stage | status |\n|---|---|\n{rows}\n\n"
-                             f"DVC experiment: `{ref or 'not recorded'}`; MLflow parent run `{parent}`",
+                             f"DVC experiment: `{exp}`; MLflow parent run `{parent}`",
                              key=f"{pipeline}-stages".replace("_", "-"), description="stages of this run")
     return done
 
@@ -190,7 +211,6 @@ def flow_cli(run: Callable[..., Any], description: str, extra: Callable[[argpars
         kwargs = {k: v for k, v in args.items() if k not in ("set", "no_record", "exp_name")}
         overrides = parse_set(args["set"]) or None
         dag.check_overrides(dag.check_root(args["root"]), overrides)  # bad params: one line, no flow run
-        _quiet_user_errors()
         # without PREFECT_API_URL Prefect starts a temporary server, which needs more than its default
         # 20 s on a busy 2-core machine; its telemetry writer races the first migration on sqlite
         with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180,
@@ -207,21 +227,40 @@ def flow_cli(run: Callable[..., Any], description: str, extra: Callable[[argpars
     return main
 
 
-class _NoUserTracebacks(logging.Filter):
-    """Prefect logs a failed run's exception with its traceback; for a stage's one-line error that is noise."""
+def _user_error(exc: BaseException | None) -> bool:
+    return isinstance(exc, PipelineError) or isinstance(exc, dag.StageFailed) and exc.user_error
+
+
+class _UserErrorsOneLine(logging.Filter):
+    """A stage's one-line error (or a bad override) is logged as that line, without a traceback.
+
+    Prefect's engines log a failed run's exception with its traceback: the flow engine's "Encountered
+    exception during execution", and, in a flow run a worker started, ``run_flow``'s "Engine execution
+    exited with unexpected exception" (and the task engine's "Task run failed ..." for a task without
+    retries). For the user's own mistake the traceback is noise: the first becomes the line itself, the
+    repeat is dropped. Installed on the engines' loggers (not on handlers), so it applies however
+    logging was set up: CLI, tests, or ``python -m prefect.engine`` under a worker.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, (PipelineError, dag.StageFailed)):
-            record.exc_info, record.exc_text = None, None
+        if not _user_error(exc):
+            return True
+        if str(record.msg).startswith(("Engine execution", "Execution of flow run", "Execution exited")):
+            return False
+        record.msg, record.args, record.exc_info, record.exc_text = " ".join(str(exc).split()), (), None, None
         return True
 
 
-def _quiet_user_errors() -> None:
-    loggers = [logging.getLogger()] + [logging.getLogger(n) for n in list(logging.Logger.manager.loggerDict)
-                                       if n.startswith("prefect")]
-    for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
-        handler.addFilter(_NoUserTracebacks())
+def _install_user_error_filter() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _UserErrorsOneLine) for f in logger.filters):
+            logger.addFilter(_UserErrorsOneLine())
+
+
+# at import: every process that runs these flows imports this module first (a worker loads the entrypoint)
+_install_user_error_filter()
 
 
 def _exception(state: Any) -> BaseException | None:

@@ -117,6 +117,37 @@ def run_stage(root: Path | str, address: str, pull: bool = False) -> bool:
     return bool(ran)
 
 
+def up_to_date(root: Path | str, stages: list[PlannedStage]) -> set[str]:
+    """The stages of ``stages`` (a plan, in order) that running them in order would skip; one Repo for all.
+
+    A stage counts when DVC sees it unchanged now (deps, params, cmd and outs, the check
+    ``run_stage`` makes, with DVC's hash cache) and so does every upstream stage of it in ``stages``: if
+    an upstream stage runs first, this one may change, and ``run_stage`` decides then. Upstream stages
+    outside ``stages`` have run already. On any DVC error the answer is "none", and ``run_stage`` reports.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import lock_repo
+
+    if not stages:
+        return set()
+    with _in_dir(root):
+        repo = open_repo(root)
+        try:
+            with lock_repo(repo):
+                by_address = {s.addressing: s for s in repo.index.stages}
+                planned = {s.address for s in stages}
+                fresh: set[str] = set()
+                for s in stages:
+                    stage = by_address.get(s.address)
+                    if stage is not None and planned.intersection(s.upstream) <= fresh and not stage.changed():
+                        fresh.add(s.address)
+                return fresh
+        except DvcException:
+            return set()
+        finally:
+            repo.close()
+
+
 def push_stage(root: Path | str, address: str) -> None:
     """Push a stage's outputs and its run-cache entry to the default DVC remote.
 

@@ -144,6 +144,137 @@ def test_stage_error_is_the_flow_message_and_is_not_retried(project, prefect_har
     assert _calls(project) == ["a"]  # a user error is not retried
 
 
+def _experiments(root: Path) -> set[str]:
+    out = subprocess.run([f"{BIN}/dvc", "exp", "list", "--name-only"], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return set(out.stdout.split())
+
+
+def _parent_counts(pipeline: str, exp_name: str) -> tuple[int, int]:
+    """The MLflow parent run's (stages_ran, stages_skipped) of the flow run recorded as ``exp_name``."""
+    from pipeline.tracking import search_runs
+
+    runs = search_runs(pipeline, f"tags.dvc_exp_name = '{exp_name}'")
+    assert len(runs) == 1, runs
+    return int(runs["metrics.stages_ran"].iloc[0]), int(runs["metrics.stages_skipped"].iloc[0])
+
+
+def _counting_run_stage(monkeypatch) -> list[str]:
+    reproduced: list[str] = []
+    real = dag.run_stage
+
+    def run_stage(root, address, pull=False):
+        reproduced.append(address)
+        return real(root, address, pull=pull)
+
+    monkeypatch.setattr(dag, "run_stage", run_stage)
+    return reproduced
+
+
+def test_noop_run_records_no_experiment_and_opens_no_stage(project, prefect_harness, monkeypatch):
+    assert _flow(project, exp_name="first").is_completed()
+    assert "first" in _experiments(project)
+    reproduced = _counting_run_stage(monkeypatch)
+    state = _flow(project, exp_name="noop")
+    assert state.is_completed(), state.message
+    assert state.result() == {s: "skipped" for s in "abcd"}
+    assert "noop" not in _experiments(project)  # nothing ran, nothing overridden: no new experiment
+    assert reproduced == []  # decided up to date in one check, no per-stage reproduce
+    assert _parent_counts("tiny", "noop") == (0, 4)
+    # b's output goes missing: b runs again; d (downstream of b) is left to DVC, which skips it; a and c
+    # are known up to date; something ran, so the run is an experiment again
+    (project / "out/b.txt").unlink()
+    state = _flow(project, exp_name="b-again")
+    assert state.result() == {"a": "skipped", "b": "ran", "c": "skipped", "d": "skipped"}
+    assert reproduced == ["b", "d"] and "b-again" in _experiments(project)
+    assert _parent_counts("tiny", "b-again") == (1, 3)
+
+
+def test_pool_stages_are_counted_and_up_to_date_ones_not_sent(tmp_path, monkeypatch, prefect_harness):
+    """executor="pools" without a worker: the gpu deployment is faked by running the stage in this checkout."""
+    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
+    root = make_project(tmp_path / "pools", {"a": [], "refine": ["a"], "d": ["refine"]})
+    assert [s.address for s in dag.plan(root, ["d"]) if s.gpu] == ["refine"]
+    sent: list[str] = []
+
+    def run_deployment(name, timeout=None, parameters=None):
+        from types import SimpleNamespace
+
+        from prefect.states import Completed
+
+        sent.extend(parameters["stages"])
+        for address in parameters["stages"]:
+            dag.run_stage(parameters["root"], address)
+        return SimpleNamespace(name="fake-gpu-run", state=Completed())
+
+    monkeypatch.setattr("prefect.deployments.run_deployment", run_deployment)
+    from prefect import flow
+
+    @flow
+    def pools(exp_name: str):
+        return orchestrate("tiny", str(root), None, exp_name, False,
+                           lambda r: run_plan(r, dag.plan(r, ["d"]), executor="pools"))
+
+    assert pools("pools-1") == {"a": "ran", "refine": "ran", "d": "ran"} and sent == ["refine"]
+    assert _parent_counts("tiny", "pools-1") == (3, 0)
+    assert pools("pools-2") == {"a": "skipped", "refine": "skipped", "d": "skipped"}
+    assert sent == ["refine"]  # up to date here: not sent to the pool again
+    assert _parent_counts("tiny", "pools-2") == (0, 3)
+    # a reruns and writes the same output: checked again when its turn comes, refine is still up to date
+    (root / "out/a.txt").write_text("changed\n")
+    assert pools("pools-3") == {"a": "ran", "refine": "skipped", "d": "skipped"} and sent == ["refine"]
+    assert _parent_counts("tiny", "pools-3") == (1, 2)
+    (root / "params.yaml").write_text(yaml.safe_dump({"report": {"detections": 2, "pca_points": 10}}))
+    assert pools("pools-4") == {"a": "ran", "refine": "ran", "d": "ran"} and sent == ["refine", "refine"]
+    assert (root / "out/d.txt").read_text() == "a:2\nrefine:2\nd:2\n"
+
+
+def _flow_run_logs(flow_run_id) -> list[str]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [log.message for log in logs]
+
+
+LINE = "a: bad-input.txt: not a valid input for stage a"
+
+
+def test_user_error_is_one_log_line_without_traceback(project, prefect_harness):
+    (project / "bad-input.txt").write_text("?")
+    state = _flow(project, record=False)
+    assert state.is_failed()
+    messages = _flow_run_logs(state.state_details.flow_run_id)
+    assert LINE in messages, messages
+    assert not [m for m in messages if "Traceback" in m], messages
+
+
+def test_user_error_in_a_worker_started_flow_run_is_one_line(project, prefect_harness):
+    """The flow run a gpu/cpu pool worker starts: ``python -m prefect.engine`` in a fresh process, as the process
+    worker runs it, for the ``run-stages`` deployment's entrypoint (no flow_cli, so none of its setup)."""
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.conftest import ROOT
+
+    (project / "bad-input.txt").write_text("?")
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(common.run_stages, parameters={"root": str(project), "stages": ["a"]})
+    out = subprocess.run([sys.executable, "-m", "prefect.engine"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(),
+                              "PREFECT__FLOW_RUN_ID": str(run.id),
+                              "PREFECT__FLOW_ENTRYPOINT": f"{ROOT}/pipeline/flows/common.py:run_stages"})
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run.id).state.is_failed(), out.stderr[-3000:]
+    messages = _flow_run_logs(run.id)
+    assert LINE in messages, (messages, out.stderr[-3000:])
+    assert not [m for m in messages if "Traceback" in m], messages
+    assert _calls(project) == ["a"]  # not retried
+
+
 def test_transient_failure_is_retried(tmp_path, monkeypatch, prefect_harness):
     monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
     root = make_project(tmp_path / "p", {"flaky": []})
