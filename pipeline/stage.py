@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from pipeline.io.atomic import write_json_atomic
 from pipeline.params import Params, load_params
-from pipeline.tracking import StageRun, mlflow_key, stage_run
+from pipeline.tracking import METRICS_TAG, StageRun, file_md5, mlflow_key, stage_run
 
 
 def parse_paths(*names: str, extra: tuple[str, ...] = ()) -> argparse.Namespace:
@@ -49,8 +49,10 @@ def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
     with stage_run(pipeline, stage, params, logged) as log:
         metrics = body(params, log)
         log.metrics(numeric_leaves(metrics))
-    if metrics_path is not None:
-        write_json_atomic(metrics_path, metrics)
+        if metrics_path is not None:
+            write_json_atomic(metrics_path, metrics)
+            # DVC restores this file with the stage's outputs; its hash finds the run behind a workspace result
+            log.tag(METRICS_TAG, file_md5(metrics_path))
     print(json.dumps(metrics))
     return metrics
 

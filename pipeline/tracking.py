@@ -9,6 +9,7 @@ parent explicitly through ``PIPELINE_PARENT_RUN_ID``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PARENT_ENV = "PIPELINE_PARENT_RUN_ID"
+METRICS_TAG = "metrics_md5"  # md5 of the metrics file a stage run wrote (DVC restores it with the stage)
+
+
+def file_md5(path: Path | str) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
 def tracking_uri() -> str:

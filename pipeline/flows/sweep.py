@@ -21,9 +21,8 @@ from typing import Any
 import yaml
 from prefect import flow
 from prefect.artifacts import create_table_artifact
-from prefect.runtime import flow_run
 
-from pipeline.compare import parent_of_flow_run, refiner_table
+from pipeline.compare import refiner_table, workspace_runs
 from pipeline.errors import PipelineError
 from pipeline.flows import dag
 from pipeline.flows.common import Executor, flow_cli, orchestrate, run_plan
@@ -126,13 +125,16 @@ def refiner_sweep(configs: list[str] | None = None, grid: dict[str, dict[str, li
     root_path = dag.check_root(root)
     names, sweep = sweep_overrides(root_path, list(configs or []), grid, seeds)
 
+    table: list[dict[str, Any]] = []
+
     def body(r: Path) -> dict[str, str]:
-        return run_in_waves(r, dag.plan(r, FINAL_STAGES), names, executor, share)
+        done = run_in_waves(r, dag.plan(r, FINAL_STAGES), names, executor, share)
+        # the runs behind the sweep's results, read before the workspace's params are put back
+        runs, _ = workspace_runs("detection", r)
+        table.extend(refiner_table(runs, stages=[f"train_detector@{s}" for s in ["S", "R", *names]]))
+        return done
 
     orchestrate("detection", str(root_path), {**sweep, **(overrides or {})}, exp_name, record, body)
-    parent = parent_of_flow_run(str(flow_run.id)) if flow_run.id else None
-    where = f"tags.mlflow.parentRunId = '{parent}'" if parent else ""  # this sweep's runs, not the workspace's
-    table = refiner_table("detection", stages=[f"train_detector@{s}" for s in ["S", "R", *names]], where=where)
     create_table_artifact(table, key="refiner-sweep", description="mean test F1 per training set (MLflow runs)")
     print(json.dumps(table, indent=1))
     return table

@@ -77,20 +77,22 @@ def main() -> None:
         if not result["inception"]:
             log.tag("fid_notice", NO_INCEPTION)
         log.file(args.out / "summary.json")
-        log_refiner_configs(params, result, args.refiners)
+        log_refiner_configs(params, result, args.refiners, log.run_id)
         return flat_metrics(result)
 
     execute("detection", "evaluate", "evaluate", body, args.metrics)
 
 
-def log_refiner_configs(params: Params, result: dict, refiners: Path) -> None:
+def log_refiner_configs(params: Params, result: dict, refiners: Path, evaluate_run: str) -> None:
     """One MLflow run per refiner config (``refiner_config@<name>``): its loss weights, skip and arch as params,
-    its sets' test F1 over seeds, recall drop, distance, final losses and time as metrics."""
+    its sets' test F1 over seeds, recall drop, distance, final losses and time as metrics; tagged with the
+    ``evaluate`` run it summarises."""
     trained = {n: json.loads((refiners / f"{n}.json").read_text()) for n in params.refine.run
                if (refiners / f"{n}.json").is_file()}
     for name, (run_params, metrics) in refiner_summaries(params.refine, result, trained).items():
         summary_run("detection", f"refiner_config@{name}", params, run_params, metrics,
-                    tags={"kind": "refiner_config", "refiner": name, "feature_space": result["feature_space"]})
+                    tags={"kind": "refiner_config", "refiner": name, "feature_space": result["feature_space"],
+                          "evaluate_run_id": evaluate_run})
 
 
 def flat_metrics(result: dict) -> dict:

@@ -172,16 +172,21 @@ def test_training_sets_are_folders_of_their_own(work):
         assert all(np.array_equal(x.boxes, y.boxes) for x, y in zip(a, b))
 
 
+def _evaluate(work) -> subprocess.CompletedProcess:
+    return run_stage("stages.detection.evaluate", work, "--crops", "data/crops", "--refined", "data/refined",
+                     "--synthetic", "data/render", "--reinserted", "data/reinserted", "--detectors", "data/detectors",
+                     "--runs", "metrics/train_detector", "--refiners", "metrics/refine", "--out", "data/evaluate",
+                     "--metrics", "metrics/evaluate.json")
+
+
 def test_refiner_config_runs_and_compare(work):
-    """evaluate logs one MLflow run per refiner config; pipeline.compare shows them for the current params."""
+    """evaluate logs one MLflow run per refiner config; pipeline.compare shows the runs behind the workspace's
+    results, not the latest ones (an override experiment that ran later)."""
     from pipeline.params import load_params as load
 
     if not (work / "data/evaluate/summary.json").exists():
         pytest.skip("needs test_evaluate_and_report's detectors")
-    res = run_stage("stages.detection.evaluate", work, "--crops", "data/crops", "--refined", "data/refined",
-                    "--synthetic", "data/render", "--reinserted", "data/reinserted", "--detectors", "data/detectors",
-                    "--runs", "metrics/train_detector", "--refiners", "metrics/refine", "--out", "data/evaluate",
-                    "--metrics", "metrics/evaluate.json")
+    res = _evaluate(work)
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads((work / "data/evaluate/summary.json").read_text())
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
@@ -206,15 +211,26 @@ def test_refiner_config_runs_and_compare(work):
 
     out = compare()
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.splitlines()[0] == f"Runs of params hash {digest} (the workspace's params.yaml)."
+    assert out.stdout.splitlines()[0] == f"Runs behind the results in metrics (params hash {digest})."
     row = next(line for line in out.stdout.splitlines() if line.startswith("| identity |"))
     assert f"| {round(m['f1_test'], 4)} |" in row
     url = compare("--url")
     assert url.returncode == 0 and run.info.run_id in url.stdout and "1 refiner configs" in url.stderr
-    other = compare("--exp", "no-such-experiment")
-    assert other.returncode == 2 and other.stderr.count("\n") == 1 and "no-such-experiment" in other.stderr
-    write_params(work, {**OVERRIDES, "report": {"detections": 3}})  # other params: other hash, no runs yet
+
+    # another evaluation runs later (other params), then the workspace gets its first result back, as
+    # `dvc exp apply` or a flow that puts params.yaml back would: compare follows the workspace
+    first = (work / "metrics/evaluate.json").read_bytes()
+    write_params(work, {**OVERRIDES, "evaluate": {**OVERRIDES["evaluate"], "seeds": [0]}})
     try:
-        assert compare().returncode == 2
+        assert _evaluate(work).returncode == 0
+        assert (work / "metrics/evaluate.json").read_bytes() != first
+        latest = compare("--url")
+        assert latest.returncode == 0 and run.info.run_id not in latest.stdout
+        assert compare("--all", "--url").stdout == latest.stdout  # the newest run of every stage
+        (work / "metrics/evaluate.json").write_bytes(first)
+        again = compare("--url")
+        assert again.returncode == 0 and run.info.run_id in again.stdout
     finally:
         write_params(work, OVERRIDES)
+    other = compare("--exp", "no-such-experiment")
+    assert other.returncode == 2 and other.stderr.count("\n") == 1 and "no-such-experiment" in other.stderr
