@@ -112,7 +112,8 @@ def run_in_waves(root: Path, stages: list[dag.PlannedStage], names: list[str], e
                 ready_shared.append(s)
         done.update(run_plan(root, ready_shared, executor, share))
         if len(done) == before:
-            raise PipelineError(f"refiner sweep: no stage can run; left: {[s.address for s in stages if s.address not in done]}")
+            left = [s.address for s in stages if s.address not in done]
+            raise PipelineError(f"refiner sweep: no stage can run; left: {left}")
     return done
 
 

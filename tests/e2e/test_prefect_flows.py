@@ -144,7 +144,9 @@ with get_client(sync_client=True) as client:
     for name in names:
         d = client.read_deployment_by_name(name)
         print("DEPLOYMENT", name, d.work_pool_name, [(s.schedule.cron, s.schedule.timezone) for s in d.schedules])
-run = run_deployment("detection/nightly", timeout=0, parameters={"record": False})
+# a detector knob: the detectors are out of date, the rest of the DAG is not
+run = run_deployment("detection/nightly", timeout=0,
+                     parameters={"record": False, "overrides": {"train_detector.epochs": 2}})
 print("TRIGGERED", run.id)
 """
 
@@ -194,13 +196,24 @@ def test_deployment_on_a_real_prefect_server(proj, tmp_path):
                 break
             time.sleep(1)
         assert state == "COMPLETED", logs.read_text()[-5000:]
-        # the nightly run sent its GPU stages to the gpu pool: one run-stages flow run per GPU stage
-        gpu_stages = [s.address for s in dag.plan(proj, FINAL_STAGES) if s.gpu]
+        # the nightly run sent its out-of-date GPU stages (the detectors) to the gpu pool, one run-stages flow
+        # run each; the up-to-date ones (the refiners) were reported skipped and not sent
+        gpu_stages = [s.address for s in dag.plan(proj, FINAL_STAGES) if s.gpu and s.name == "train_detector"]
         subs = httpx.post(f"{api}/flow_runs/filter", timeout=5, json={
             "flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}}).json()
         assert sorted(r["parameters"]["stages"][0] for r in subs) == sorted(gpu_stages)
         assert all(r["state"]["type"] == "COMPLETED" for r in subs)
         assert all(r["work_queue_name"] and r["work_pool_name"] == "gpu" for r in subs)
+        # the MLflow parent counts the pool stages: the detectors, then evaluate and report ran here
+        import mlflow
+
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+        [parent] = [r for r in mlflow.search_runs(experiment_names=["detection"], output_format="list")
+                    if r.data.tags.get("prefect_flow_run_id") == flow_run_id
+                    and "mlflow.parentRunId" not in r.data.tags]
+        planned = dag.plan(proj, FINAL_STAGES)
+        assert parent.data.metrics["stages_ran"] == len(gpu_stages) + 2
+        assert parent.data.metrics["stages_skipped"] == len(planned) - len(gpu_stages) - 2
     finally:
         for p in procs:
             p.terminate()
