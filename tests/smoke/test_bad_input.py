@@ -79,16 +79,16 @@ def test_missing_vgg_weights_fail_before_training(rendered, tmp_path):
 
 def test_detector_set_naming_a_refiner_not_run(tmp_path):
     write_params(tmp_path, {"train_detector": {"sets": ["R", "R+C_CPCF"]}})
-    res = run_stage("stages.detection.train_detector", tmp_path, "--set", "R", "--seed", "0", "--synthetic", "a",
-                    "--real", "b", "--reinserted", "c", "--out", "d", "--plots", "e.csv")
+    res = run_stage("stages.detection.train_detector", tmp_path, "--set", "R", "--seed", "0", "--data", "a",
+                    "--real", "b", "--out", "d", "--plots", "e.csv")
     _assert_clean_failure(res, "train_detector.sets: 'R+C_CPCF': unknown part 'C_CPCF'")
 
 
 def test_missing_squeezenet_weights_fail_before_reading_data(tmp_path):
     write_params(tmp_path, {"train_detector": {"pretrained": True, "width": 1.0,
                                                "backbone_weights": str(tmp_path / "nowhere.pth")}})
-    res = run_stage("stages.detection.train_detector", tmp_path, "--set", "R", "--seed", "0", "--synthetic", "a",
-                    "--real", "no_data_here", "--reinserted", "c", "--out", "d", "--plots", "e.csv")
+    res = run_stage("stages.detection.train_detector", tmp_path, "--set", "R", "--seed", "0", "--data", "no_data_here",
+                    "--real", "no_data_here", "--out", "d", "--plots", "e.csv")
     _assert_clean_failure(res, "nowhere.pth", "squeezenet1_1-b8a52dc0.pth", "train_detector.backbone_weights")
     assert not (tmp_path / "d").exists()
 
@@ -96,7 +96,7 @@ def test_missing_squeezenet_weights_fail_before_reading_data(tmp_path):
 def test_missing_inception_weights_when_asked_for(tmp_path):
     write_params(tmp_path, {"evaluate": {"inception_weights": str(tmp_path / "inception.pth")}})
     res = run_stage("stages.detection.evaluate", tmp_path, "--crops", "a", "--refined", "b", "--synthetic", "c",
-                    "--reinserted", "d", "--detectors", "e", "--runs", "f", "--out", "g")
+                    "--reinserted", "d", "--detectors", "e", "--runs", "f", "--refiners", "h", "--out", "g")
     _assert_clean_failure(res, "inception.pth", "pt_inception-2015-12-05-6726825d.pth", "evaluate.inception_weights")
     assert not (tmp_path / "g").exists()
 
