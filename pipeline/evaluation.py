@@ -145,14 +145,13 @@ def refiner_summaries(refine: Any, result: dict[str, Any], refiner_metrics: dict
     view picks by default.
     """
     from pipeline.detection_sets import parse_set, refiners_of
-    from pipeline.train.cyclegan import parse_spec
     from pipeline.train.losses import LOSSES
+    from pipeline.train.refiner import spec_of
 
     key = result["distance_key"]
     out = {}
     for name in refine.run:
-        spec = parse_spec(name, refine.configs[name], {"ngf": refine.ngf, "n_blocks": refine.n_blocks,
-                                                       "ndf": refine.ndf})
+        spec = spec_of(refine, name)
         trains = spec.arch != "identity"  # the identity refiner has no losses
         params = {"name": name, "arch": spec.arch, "skip": spec.skip,
                   **{f"loss.{term}": float(spec.losses.get(term, 0.0)) if trains else 0.0 for term in LOSSES}}
