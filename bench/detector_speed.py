@@ -19,8 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.nn.squeezedet import SqueezeDet  # noqa: E402
-from pipeline.train.detector import predict, squeezedet_loss  # noqa: E402
+from pipeline.detection.detector.squeezedet import SqueezeDet  # noqa: E402
+from pipeline.detection.detector.training import predict, squeezedet_loss  # noqa: E402
 from pipeline.train.device import pick_device  # noqa: E402
 
 ANCHORS = [[7.0, 7.3], [9.3, 9.1], [12.1, 12.6], [15.0, 16.5], [19.0, 14.5]]

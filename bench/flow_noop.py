@@ -11,7 +11,7 @@ the metrics/plots files). So dvc.yaml, dvc.lock (~95 KB, as after ``make demo``)
 code-folder dependencies DVC hashes are the real ones; only the data folders are small (real ones cost
 more to hash, in ``exp save``'s commits most). ``--project small`` is a toy DAG of ``--stages`` stages.
 
-Timed, as a user runs it, ``python -m pipeline.flows.detection --root <project>`` from the project root
+Timed, as a user runs it, ``python -m pipeline.flows detection --root <project>`` from the project root
 (process start and imports included), median of ``--repeats`` runs after one warm-up run (which
 creates the MLflow and Prefect databases, as ``make demo`` and a first flow run have on a real checkout):
 
@@ -149,7 +149,7 @@ def free_port() -> int:
 
 def flow_cli(root: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "pipeline.flows.detection", "--root", str(root)],
+    out = subprocess.run([sys.executable, "-m", "pipeline.flows", "detection", "--root", str(root)],
                          capture_output=True, text=True, env=env, cwd=root)
     took = time.perf_counter() - start
     if out.returncode:
@@ -270,7 +270,7 @@ def main() -> None:
                 print(f"{name}: warm-up run {first:.1f} s", flush=True)
             what = (f"the detection DAG's {args.files}-files-a-folder stand-in" if args.project == "detection"
                     else f"{args.stages} small stages")
-            print(f"no-op `python -m pipeline.flows.detection` on {what}, all up to date, median of "
+            print(f"no-op `python -m pipeline.flows detection` on {what}, all up to date, median of "
                   f"{args.repeats} (after one warm-up run); `prefect server start` took {server_start:.1f} s")
             for name, values in rows.items():
                 print(f"  {name:18s} {statistics.median(values):6.1f} s  (runs: "

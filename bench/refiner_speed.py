@@ -18,7 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.train.adversarial import AdversarialTrainer, TrainConfig  # noqa: E402
-from pipeline.train.cyclegan import FAMILIES, parse_spec  # noqa: E402
+from pipeline.detection.params import parse_spec  # noqa: E402
+from pipeline.detection.refiner.training import FAMILIES  # noqa: E402
 
 
 def bench(batch: int, steps: int, device: str, compile: bool) -> str:

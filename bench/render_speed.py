@@ -10,9 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.params import load_params  # noqa: E402
-from pipeline.render.dataset import render_specs  # noqa: E402
-from pipeline.render.sampling import sample_scene  # noqa: E402
+from pipeline.params import load_params
+from pipeline.detection.render.dataset import render_specs  # noqa: E402
+from pipeline.detection.render.sampling import sample_scene  # noqa: E402
 
 
 def main() -> None:

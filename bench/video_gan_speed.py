@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.nn.video_gan import VideoDiscriminator, VideoGenerator  # noqa: E402
+from pipeline.video.nets import VideoDiscriminator, VideoGenerator  # noqa: E402
 from pipeline.train.adversarial import AdversarialTrainer, TrainConfig  # noqa: E402
 from pipeline.train.device import pick_device  # noqa: E402
 from pipeline.video.gan import VideoGanFamily  # noqa: E402

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.nn.video_clf import build_classifier
+from pipeline.video.scorers import build_classifier
 from pipeline.train.classifier import fit_classifier, predict_proba
-from pipeline.video.data import read_prepared, to_unit
+from pipeline.train.pixels import to_unit  # noqa: E402
+from pipeline.video.data import read_prepared
 
 
 def main() -> None:

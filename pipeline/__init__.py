@@ -1,3 +1,1 @@
 """Synthetic-data pipeline orchestrator: render, crop, refine, reinsert, train, evaluate."""
-
-__version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Params dataclasses: fields with validation metadata, the validator, and GAN variants by name.
+"""Params dataclasses: fields with validation metadata and the validator.
 
 Shared by ``pipeline.params`` and every domain's params module (which ``pipeline.params`` imports).
 """
@@ -25,6 +25,7 @@ def _c(default: Any, check: Callable[[Any], bool] | None = None, desc: str = "",
 POS = (lambda v: v > 0, "> 0")
 NONNEG = (lambda v: v >= 0, ">= 0")
 UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
+DISTINCT = (lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
@@ -123,16 +124,3 @@ def parse_section(cls: type, data: Any, prefix: str) -> Any:
             raise _fail(key, tp, data[name], f.metadata.get("desc", ""))
         values[name] = value
     return cls(**values)
-
-
-def resolve_variant(section: Any, variant_cls: type, name: str, key: str) -> Any:
-    """Variant ``name`` of a foreach GAN section ``key``: the section's own values of ``variant_cls``'s
-    fields, overridden by ``variants.<name>``, validated like any section; errors name
-    ``<key>.variants.<name>.<field>``, and an unknown name lists the known ones."""
-    if name not in section.variants:
-        raise PipelineError(f"{key}.run: unknown variant {name!r} (known: {', '.join(sorted(section.variants))})")
-    cfg = section.variants[name] or {}
-    if not isinstance(cfg, dict):
-        raise PipelineError(f"{key}.variants.{name}: expected a mapping, got {cfg!r}")
-    shared = {f.name: getattr(section, f.name) for f in dataclasses.fields(variant_cls)}
-    return parse_section(variant_cls, {**shared, **cfg}, f"{key}.variants.{name}")

@@ -18,42 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.errors import PipelineError, cli
-from pipeline.params import PARAMS_FILE, parse_params
-
-
-def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys of every non-mapping value (lists are values, as DVC sets them whole)."""
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict) and v:
-            out.update(leaves(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in overlay.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+from pipeline.params import PARAMS_FILE, leaves, load_profile
 
 
 def set_param_args(profile: Path, base: Path = PARAMS_FILE) -> list[str]:
     """``--set-param key=value`` arguments for every leaf of ``profile``, after validating the merge."""
-    try:
-        overlay = yaml.safe_load(Path(profile).read_text()) or {}
-    except FileNotFoundError:
-        raise PipelineError(f"{profile}: profile not found") from None
-    except yaml.YAMLError:
-        raise PipelineError(f"{profile}: not valid YAML") from None
-    if not isinstance(overlay, dict):
-        raise PipelineError(f"{profile}: expected a mapping of params sections")
-    base_tree = yaml.safe_load(Path(base).read_text()) or {}
-    parse_params(merge(base_tree, overlay), str(profile))
+    overlay, base_tree = load_profile(Path(profile), Path(base))
     return [arg for value in set_param_values(overlay, base_tree) for arg in ("--set-param", value)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -55,6 +56,19 @@ def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
             log.tag(METRICS_TAG, file_md5(metrics_path))
     print(json.dumps(metrics))
     return metrics
+
+
+def execute_train_gan(pipeline: str, name: str, body: Callable[[Params, StageRun], dict[str, Any]],
+                      metrics_path: Path | None) -> dict[str, Any]:
+    """``execute`` for the stage ``<pipeline>_train_gan@<name>``: logs its section with the other variants
+    left out and this one resolved (the section's own values overridden by ``variants.<name>``)."""
+    section = f"{pipeline}_train_gan"
+
+    def logged(params: Params) -> dict[str, Any]:
+        p = getattr(params, section)
+        return {**dataclasses.asdict(p), "variants": None, "variant": dataclasses.asdict(p.variant(name))}
+
+    return execute(pipeline, f"{section}@{name}", logged, body, metrics_path)
 
 
 def report_stage(pipeline: str, stage: str, inputs: tuple[str, ...], run: Callable[..., dict[str, Any]],

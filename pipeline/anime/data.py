@@ -23,6 +23,7 @@ from tqdm import tqdm
 from pipeline.errors import PipelineError
 from pipeline.io.images import load_rgb, save_rgb
 from pipeline.io.tables import read_csv_rows
+from pipeline.train import pixels
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 UNLABELLED = "face"  # the single class of an unlabelled set
@@ -146,12 +147,12 @@ def read_prepared(folder: Path, splits: tuple[str, ...] = ("train", "test")) -> 
 
 def to_unit(x: np.ndarray) -> np.ndarray:
     """(n, H, W, 3) uint8 → (n, 3, H, W) float32 in [-1, 1] (the GAN's and the classifier's range)."""
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
+    return pixels.to_unit(x.transpose(0, 3, 1, 2))
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """(n, 3, H, W) in [-1, 1] → (n, H, W, 3) uint8."""
-    return np.clip(np.round((np.asarray(x).transpose(0, 2, 3, 1) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return pixels.to_uint8(np.asarray(x).transpose(0, 2, 3, 1))
 
 
 def load_source(source: str, images: int, size: int, labels: str | None, attribute: str, min_size: int,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.anime.data import FaceSet, to_unit
-from pipeline.anime.detector import detection_stats
+from pipeline.anime.face_detector import detection_stats
 from pipeline.anime.nets import AttributeClassifier
 from pipeline.anime.params import AnimeClassifyParams
 from pipeline.metrics.distances import feature_distance

@@ -18,13 +18,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
+from pipeline.anime.params import ATTRIBUTES
+
 # Base colours; every face jitters them. Hair colour is the default class attribute.
 HAIR = {"black": (38, 34, 46), "brown": (118, 70, 38), "blonde": (240, 208, 118), "red": (196, 48, 42),
         "blue": (58, 98, 208), "pink": (242, 148, 188)}
 EYES = {"blue": (40, 110, 220), "green": (36, 150, 72), "red": (196, 38, 48), "brown": (128, 78, 38),
         "purple": (128, 58, 188)}
 STYLES = ("short", "long", "twintails")
-ATTRIBUTES = ("hair", "eyes", "style", "mouth", "blush")
 INK = (28, 20, 26)
 
 

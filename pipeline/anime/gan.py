@@ -21,9 +21,10 @@ from pipeline.anime.data import FaceSet, to_uint8, to_unit
 from pipeline.anime.nets import Discriminator64, Generator64
 from pipeline.anime.params import AnimeTrainGanParams, GanVariant
 from pipeline.io.images import grid, load_rgb, save_rgb
-from pipeline.nn.gan1d import init_dcgan
-from pipeline.train.adversarial import AdversarialTrainer, TrainConfig
-from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample
+from pipeline.nn.init import init_normal
+from pipeline.train import gan as latent
+from pipeline.train.adversarial import AdversarialTrainer
+from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_config
 
 GRID_ROWS, GRID_COLS = 4, 8
 
@@ -32,8 +33,8 @@ def build(v: GanVariant, n_classes: int) -> tuple[Generator64, Discriminator64]:
     k = n_classes if v.conditional else 0
     g = Generator64(v.latent_dim, v.ngf, k)
     d = Discriminator64(v.ndf, k, norm="none" if v.loss == "wgan-gp" else "batch")
-    init_dcgan(g)
-    init_dcgan(d)
+    init_normal(g)
+    init_normal(d)
     return g, d
 
 
@@ -76,9 +77,7 @@ def train(p: AnimeTrainGanParams, v: GanVariant, faces: FaceSet, n_classes: int,
     torch.manual_seed(p.seed)
     g, d = build(v, n_classes)
     family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight)
-    cfg = TrainConfig(epochs=p.epochs, lr=v.lr_G, lr_D=v.lr_D, beta1=v.beta1, batch_size=p.batch_size,
-                      pool_size=0, seed=p.seed, device=p.device, schedule="constant", d_steps=v.d_steps, ema=v.ema)
-    trainer = AdversarialTrainer(family, cfg, checkpoints)
+    trainer = AdversarialTrainer(family, train_config(p, v, ema=v.ema), checkpoints)
     fixed = FixedLatents(v.latent_dim, n_classes, p.seed + 7)
     grids: dict[int, np.ndarray] = {}
 
@@ -129,12 +128,9 @@ def interpolation(g: nn.Module, v: GanVariant, n_classes: int, rows: int = 4, st
 
 
 def save_generator(path: Path, g: nn.Module, v: GanVariant, n_classes: int) -> None:
-    torch.save({"variant": dataclasses.asdict(v), "n_classes": n_classes, "state_dict": g.state_dict()}, path)
+    latent.save_generator(path, g, v, n_classes=n_classes)
 
 
 def load_generator(path: Path) -> tuple[Generator64, GanVariant, int]:
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    v = GanVariant(**blob["variant"])
-    g, _ = build(v, blob["n_classes"])
-    g.load_state_dict(blob["state_dict"])
-    return g.eval(), v, blob["n_classes"]
+    g, v, saved = latent.load_generator(path, GanVariant, lambda v, s: build(v, s["n_classes"])[0])
+    return g, v, saved["n_classes"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pipeline.errors import PipelineError
-from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c, resolve_variant
+from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
+from pipeline.train.gan_params import EMA_DECAY, LOSSES, GanSection, variant_names, variant_overrides
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
 PROCEDURAL = "procedural"
+# the procedural set's labelled attributes (pipeline.anime.faces draws them)
+ATTRIBUTES = ("hair", "eyes", "style", "mouth", "blush")
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,6 @@ class AnimePrepareParams:
     supersample: int = _c(4, lambda v: 1 <= v <= 8, "in [1, 8]")
 
 
-LOSSES = ("bce", "hinge", "wgan-gp")
-
-
 @dataclass(frozen=True)
 class GanVariant:
     """One GAN variant; as fields of the section, the defaults that ``variants.<name>`` override.
@@ -47,26 +47,25 @@ class GanVariant:
     beta1: float = _c(0.5, *UNIT)
     gp_weight: float = _c(10.0, *NONNEG)
     d_steps: int = _c(1, *POS)
-    ema: float = _c(0.0, lambda v: 0 <= v < 1, "in [0, 1)")
+    ema: float = _c(0.0, *EMA_DECAY)
 
 
 @dataclass(frozen=True)
-class AnimeTrainGanParams(GanVariant):
+class AnimeTrainGanParams(GanVariant, GanSection):
     """64×64 DCGANs on the training faces; ``variants.<name>`` override the GanVariant fields per variant
     (seed 003: batch 256)."""
 
-    run: list[str] = _c(["dcgan"], lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
-    variants: dict[str, dict] = _c({"dcgan": {}})
+    key: ClassVar[str] = "anime_train_gan"
+    variant_cls: ClassVar[type] = GanVariant
+
+    run: list[str] = variant_names("dcgan")
+    variants: dict[str, dict] = variant_overrides("dcgan")
     epochs: int = _c(50, *POS)
     batch_size: int = _c(256, lambda v: v >= 2, ">= 2")
     grid_every: int = _c(1, *POS)
     samples_per_class: int = _c(100, lambda v: v >= 2, ">= 2")
     seed: int = _c(0, *NONNEG)
     device: str = _c("auto", choices=DEVICES)
-
-    def variant(self, name: str) -> GanVariant:
-        """The named variant, validated; errors name ``anime_train_gan.variants.<name>.<key>``."""
-        return resolve_variant(self, GanVariant, name, "anime_train_gan")
 
 
 @dataclass(frozen=True)
@@ -87,24 +86,21 @@ class AnimeClassifyParams:
     device: str = _c("auto", choices=DEVICES)
 
 
-ANIME_SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type] = {
     "anime_prepare": AnimePrepareParams,
     "anime_train_gan": AnimeTrainGanParams,
     "anime_classify": AnimeClassifyParams,
 }
 
 
-def check_anime(sections: dict[str, Any]) -> None:
+def check(sections: dict[str, Any]) -> None:
     """Cross-key checks: every variant in ``run`` exists and validates; conditional variants need labels."""
     gan, prep = sections["anime_train_gan"], sections["anime_prepare"]
-    for name in gan.run:
-        v = gan.variant(name)
+    for name, v in gan.run_variants().items():
         if v.conditional and prep.source != PROCEDURAL and prep.labels is None:
             raise PipelineError(f"anime_train_gan.variants.{name}.conditional: needs class labels, but "
                                 "anime_prepare.labels is null (use 'folders' or a CSV path)")
     if prep.source == PROCEDURAL:
-        from pipeline.anime.faces import ATTRIBUTES
-
         if prep.labels is not None:
             raise PipelineError("anime_prepare.labels: the procedural set has its own labels; set it to null")
         if prep.attribute not in ATTRIBUTES:

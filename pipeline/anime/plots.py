@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.anime.detector import detect
+from pipeline.anime.face_detector import detect
 from pipeline.io.images import grid
 
 

@@ -10,7 +10,6 @@ the baseline stayed near chance (0.11 against 0.47 with it, same 750 steps).
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -21,8 +20,9 @@ import torch.nn.functional as F
 from pipeline.audio.data import PairSet
 from pipeline.audio.nets import Discriminator, Generator
 from pipeline.audio.params import AudioTrainGanParams, GanVariant
-from pipeline.train.adversarial import AdversarialTrainer, TrainConfig
-from pipeline.train.gan import LatentGanFamily, sample
+from pipeline.train import gan as latent, pixels
+from pipeline.train.adversarial import AdversarialTrainer
+from pipeline.train.gan import LatentGanFamily, sample, train_config
 
 Batch = dict[str, torch.Tensor]
 
@@ -116,7 +116,7 @@ class PairSampler:
 
 def to_unit(images: np.ndarray, size: int) -> torch.Tensor:
     """uint8 (n, C, H, W) → float (n, C, size, size) in [-1, 1] (antialiased bilinear resize if needed)."""
-    x = torch.as_tensor(images, dtype=torch.float32) / 127.5 - 1.0
+    x = torch.from_numpy(pixels.to_unit(images))
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x.clamp(-1, 1)
@@ -127,7 +127,7 @@ def to_uint8(x: torch.Tensor, size: int | None = None) -> np.ndarray:
     x = x.float()
     if size is not None and x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    return pixels.to_uint8(x.numpy())
 
 
 def build(v: GanVariant, channels: int, cond_in: int, n_classes: int) -> tuple[Generator, Discriminator]:
@@ -146,9 +146,7 @@ def train(p: AudioTrainGanParams, v: GanVariant, pairs: PairSet, cond: np.ndarra
     torch.manual_seed(p.seed)
     g, d = build(v, pairs.images.shape[1], cond.shape[1], n_classes)
     family = AudioGanFamily(g, d, v.latent_dim, v.loss, v.gp_weight, v.aux_weight, v.mismatch_weight)
-    cfg = TrainConfig(epochs=p.epochs, lr=v.lr_G, lr_D=v.lr_D, beta1=v.beta1, batch_size=p.batch_size, pool_size=0,
-                      seed=p.seed, device=p.device, optimizer_G="adam", optimizer_D="adam", schedule="constant",
-                      d_steps=v.d_steps, g_steps=v.g_steps)
+    cfg = train_config(p, v, g_steps=v.g_steps)  # Adam for both networks (the harness default)
     sampler = PairSampler(to_unit(pairs.images, v.image_size), pairs.image_index, pairs.image_label,
                           torch.as_tensor(cond, dtype=torch.float32), torch.as_tensor(pairs.label, dtype=torch.long),
                           p.batch_size, p.seed, by_class, p.steps_per_epoch)
@@ -165,13 +163,9 @@ def generate(g: Generator, v: GanVariant, cond: np.ndarray, per_clip: int, seed:
 
 
 def save_generator(path: Path, g: Generator, v: GanVariant, channels: int, cond_in: int) -> None:
-    torch.save({"variant": dataclasses.asdict(v), "channels": channels, "cond_in": cond_in,
-                "state_dict": g.state_dict()}, path)
+    latent.save_generator(path, g, v, channels=channels, cond_in=cond_in)
 
 
 def load_generator(path: Path) -> tuple[Generator, GanVariant]:
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    v = GanVariant(**blob["variant"])
-    g, _ = build(v, blob["channels"], blob["cond_in"], 0)
-    g.load_state_dict(blob["state_dict"])
-    return g.eval(), v
+    g, v, _ = latent.load_generator(path, GanVariant, lambda v, s: build(v, s["channels"], s["cond_in"], 0)[0])
+    return g, v

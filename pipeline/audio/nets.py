@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from pipeline.nn.gan1d import init_dcgan
+from pipeline.nn.init import init_normal
 
 
 def _levels(size: int) -> int:
@@ -52,7 +52,7 @@ class Generator(nn.Module):
             w //= 2
         # transposed convolutions: measured 2-3x faster on CPU here than upsample + conv
         self.body = nn.Sequential(*layers, nn.ConvTranspose2d(w, channels, 4, 2, 1), nn.Tanh())
-        init_dcgan(self)
+        init_normal(self)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         h = self.fc(torch.cat([z, self.cond(c)], dim=1)).view(len(z), self.width, 4, 4)
@@ -114,7 +114,7 @@ class Discriminator(nn.Module):
         self.head = CONDITIONING[conditioning](w, cond_in, cond_dim, norm)
         self.aux = nn.Linear(w, n_classes) if n_classes else None
         self.aux_trace: list[torch.Tensor] | None = None
-        init_dcgan(self)  # before spectral norm, which turns each weight into a computed property
+        init_normal(self)  # before spectral norm, which turns each weight into a computed property
         if sn:
             for m in list(self.modules()):
                 if isinstance(m, (nn.Conv2d, nn.Linear)):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pipeline.errors import PipelineError
-from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c, resolve_variant
+from pipeline.fields import DEVICES, DISTINCT, NONNEG, POS, UNIT, _c
+from pipeline.train.gan_params import LOSSES, GanSection, variant_names, variant_overrides
 
 RANGE = (lambda v: v[0] <= v[1], "(min <= max)")
-DISTINCT = (lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
 FEATURES = ("spectrogram", "fbank", "mfcc", "embedding")
-LOSSES = ("bce", "hinge", "wgan-gp")
 CONDITIONING = ("concat", "projection")
 NOISES = ("white", "pink")
 
@@ -81,11 +80,14 @@ class GanVariant:
 
 
 @dataclass(frozen=True)
-class AudioTrainGanParams(GanVariant):
+class AudioTrainGanParams(GanVariant, GanSection):
     """Image GANs conditioned on a sound vector; ``variants.<name>`` override the GanVariant fields per variant."""
 
-    run: list[str] = _c(["cgan"], *DISTINCT)
-    variants: dict[str, dict] = _c({"cgan": {}})
+    key: ClassVar[str] = "audio_train_gan"
+    variant_cls: ClassVar[type] = GanVariant
+
+    run: list[str] = variant_names("cgan")
+    variants: dict[str, dict] = variant_overrides("cgan")
     epochs: int = _c(30, *POS)
     steps_per_epoch: Optional[int] = _c(None, *POS)
     batch_size: int = _c(32, lambda v: v >= 2, ">= 2")
@@ -94,9 +96,9 @@ class AudioTrainGanParams(GanVariant):
     device: str = _c("auto", choices=DEVICES)
 
     def variant(self, name: str) -> GanVariant:
-        """The named variant, validated; errors name ``audio_train_gan.variants.<name>.<key>``."""
-        v = resolve_variant(self, GanVariant, name, "audio_train_gan")
-        prefix = f"audio_train_gan.variants.{name}"
+        """The named variant, validated, and its loss and matching-aware term checked together."""
+        v = super().variant(name)
+        prefix = f"{self.key}.variants.{name}"
         if v.loss == "wgan-gp" and v.mismatch_weight > 0:
             # an unbounded critic would push mismatched real pairs to -inf (the penalty does not reach them)
             raise PipelineError(f"{prefix}.mismatch_weight: the matching-aware term needs loss bce or hinge; "
@@ -120,7 +122,7 @@ class AudioEvaluateParams:
     device: str = _c("auto", choices=DEVICES)
 
 
-AUDIO_SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type] = {
     "audio_synthesize": AudioSynthesizeParams,
     "audio_features": AudioFeaturesParams,
     "audio_train_gan": AudioTrainGanParams,
@@ -128,11 +130,9 @@ AUDIO_SECTIONS: dict[str, type] = {
 }
 
 
-def check_audio(sections: dict[str, Any]) -> None:
+def check(sections: dict[str, Any]) -> None:
     """Cross-key checks: every variant in ``run`` exists and validates; enough voices to hold some out."""
-    gan = sections["audio_train_gan"]
-    for name in gan.run:
-        gan.variant(name)
+    sections["audio_train_gan"].run_variants()
     syn = sections["audio_synthesize"]
     if syn.source == "espeak" and syn.test_voices >= len(syn.voices):
         raise PipelineError(f"audio_synthesize.test_voices: expected < the number of voices "

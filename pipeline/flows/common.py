@@ -193,12 +193,13 @@ def parse_set(values: list[str]) -> dict[str, Any]:
     return out
 
 
-def flow_cli(run: Callable[..., Any], description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None):
-    """A ``main()`` for ``python -m pipeline.flows.<name>``: runs the flow once, here, and exits 0/1/2."""
+def flow_cli(run: Callable[..., Any], description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None,
+             prog: str | None = None):
+    """A ``main()`` that runs the flow once, here, and exits 0/1/2 (``python -m pipeline.flows <name>``)."""
 
     @cli
     def main() -> None:
-        ap = argparse.ArgumentParser(description=description)
+        ap = argparse.ArgumentParser(prog=prog, description=description)
         ap.add_argument("--root", default=".")
         ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="params override, as `dvc exp run --set-param` (repeatable)")

@@ -17,12 +17,13 @@ from typing import Any, Iterator
 
 import yaml
 
+from pipeline.domains import gpu_stages
 from pipeline.errors import ERROR_FILE_ENV, PipelineError
-from pipeline.params import PARAMS_FILE, parse_params
-from pipeline.profile import merge, set_param_values
+from pipeline.params import PARAMS_FILE, merge, parse_params
+from pipeline.profile import set_param_values
 
 # Stages that train networks: with ``executor="pools"`` they go to the `gpu` work pool.
-GPU_STAGES = frozenset({"refine", "train_detector", "train_gan"})
+GPU_STAGES = gpu_stages()
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,7 @@ class PlannedStage:
 
     @property
     def gpu(self) -> bool:
-        # domain stages are <domain>_<stage>: sensor_train_gan is a train_gan stage
-        return self.name in GPU_STAGES or self.name.partition("_")[2] in GPU_STAGES
+        return self.name in GPU_STAGES
 
 
 class StageFailed(Exception):

@@ -17,13 +17,13 @@ from typing import Any
 
 import yaml
 
+from pipeline.domains import DOMAINS
 from pipeline.errors import PipelineError, cli
 from pipeline.flows import dag
 from pipeline.params import PARAMS_FILE
 
-
-# the domain flows' nightly hours (UTC), kept apart from detection (02:00) and the weekly sweep (Sat 03:00)
-DOMAIN_HOURS = {"sensor": 1, "audio": 4, "anime": 5, "video": 6}
+# the weekly refiner sweep (UTC), apart from the pipelines' nightly runs (pipeline.domains)
+SWEEP_CRON = "0 3 * * 6"
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,12 @@ def deployments(root: Path) -> list[Spec]:
     params = yaml.safe_load((root / PARAMS_FILE).read_text()) or {}
     configs = list(params.get("refine", {}).get("run", []))
     return [
-        Spec("nightly", "pipeline/flows/detection.py:detection", "cpu", "0 2 * * *",
-             {"root": str(root), "executor": "pools"}, "The detection DAG every night at 02:00 UTC."),
-        Spec("weekly", "pipeline/flows/sweep.py:refiner_sweep", "cpu", "0 3 * * 6",
+        *(Spec("nightly", f"pipeline/flows/pipelines.py:{name}", "cpu", d.cron,
+               {"root": str(root), "executor": "pools"}, f"The {name} pipeline on schedule {d.cron!r} (UTC).")
+          for name, d in DOMAINS.items()),
+        Spec("weekly", "pipeline/flows/sweep.py:refiner_sweep", "cpu", SWEEP_CRON,
              {"root": str(root), "executor": "pools", "configs": configs},
              "Refiner sweep every Saturday at 03:00 UTC."),
-        *(Spec("nightly", f"pipeline/flows/{domain}.py:{domain}", "cpu", f"0 {hour} * * *",
-               {"root": str(root), "executor": "pools"}, f"The {domain} domain every night at {hour:02d}:00 UTC.")
-          for domain, hour in DOMAIN_HOURS.items()),
         Spec("gpu", "pipeline/flows/common.py:run_stages", "gpu", None, {"root": str(root)},
              "Runs GPU-heavy stages (refine, train_detector, train_gan) for the pipeline flows."),
         Spec("cpu", "pipeline/flows/common.py:run_stages", "cpu", None, {"root": str(root)},

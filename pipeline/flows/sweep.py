@@ -22,13 +22,12 @@ import yaml
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from pipeline.compare import refiner_table, workspace_runs
+from pipeline.detection.compare import refiner_table, workspace_runs
+from pipeline.domains import DOMAINS
 from pipeline.errors import PipelineError
 from pipeline.flows import dag
 from pipeline.flows.common import Executor, flow_cli, orchestrate, run_plan
-from pipeline.flows.detection import FINAL_STAGES
-from pipeline.params import PARAMS_FILE
-from pipeline.profile import leaves
+from pipeline.params import PARAMS_FILE, leaves
 
 
 def _fmt(value: Any) -> str:
@@ -129,7 +128,7 @@ def refiner_sweep(configs: list[str] | None = None, grid: dict[str, dict[str, li
     table: list[dict[str, Any]] = []
 
     def body(r: Path) -> dict[str, str]:
-        done = run_in_waves(r, dag.plan(r, FINAL_STAGES), names, executor, share)
+        done = run_in_waves(r, dag.plan(r, list(DOMAINS["detection"].final_stages)), names, executor, share)
         # the runs behind the sweep's results, read before the workspace's params are put back
         runs, _ = workspace_runs("detection", r)
         table.extend(refiner_table(runs, stages=[f"train_detector@{s}" for s in ["S", "R", *names]]))

@@ -17,16 +17,23 @@ import torch
 from scipy import linalg
 
 from pipeline.errors import PipelineError
+from pipeline.nn.weights import WeightsSource
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                          + INCEPTION_WEIGHTS_FILE)
-# torch-fidelity hosts the same converted TF weights (same key layout) under this name.
-_WEIGHTS_NAMES = (INCEPTION_WEIGHTS_FILE, "weights-inception-2015-12-05-6726825d.pth")
 
 
 class InceptionWeightsMissing(PipelineError):
     """The FID Inception-v3 weights file is not available locally."""
+
+
+INCEPTION_WEIGHTS = WeightsSource(
+    f"FID Inception weights {INCEPTION_WEIGHTS_FILE}", INCEPTION_WEIGHTS_FILE, "weights_path",
+    f"download it once from {INCEPTION_WEIGHTS_URL} and pass its path as {{key}} "
+    "(it is never downloaded automatically)",
+    # torch-fidelity hosts the same converted TF weights (same key layout) under this name.
+    aliases=("weights-inception-2015-12-05-6726825d.pth",), folders=True, error=InceptionWeightsMissing)
 
 
 def _np(x: Any) -> np.ndarray:
@@ -111,19 +118,7 @@ def feature_distance(feats_a: Any, feats_b: Any, kid_subsets: int = 100, kid_sub
 def resolve_inception_weights(weights_path: str | Path | None, param: str = "weights_path") -> Path:
     """The local Inception weights file: ``weights_path`` (a file or a folder holding it), or,
     when None, torch hub's checkpoint folder. Never downloads. ``param`` names the setting in errors."""
-    if weights_path:
-        p = Path(weights_path).expanduser()
-        candidates = [p / n for n in _WEIGHTS_NAMES] if p.is_dir() else [p]
-    else:
-        hub = Path(torch.hub.get_dir()) / "checkpoints"
-        candidates = [hub / n for n in _WEIGHTS_NAMES]
-    for c in candidates:
-        if c.is_file():
-            return c
-    where = candidates[0] if len(candidates) == 1 else candidates[0].parent
-    raise InceptionWeightsMissing(
-        f"FID Inception weights {INCEPTION_WEIGHTS_FILE} not found at {where}; download it once from "
-        f"{INCEPTION_WEIGHTS_URL} and pass its path as {param} (it is never downloaded automatically)")
+    return INCEPTION_WEIGHTS.resolve(weights_path, param)
 
 
 def _load_inception(path: Path, dims: int) -> torch.nn.Module:

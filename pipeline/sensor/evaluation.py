@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.metrics.timeseries import accuracy, discriminative_score, minirocket_classifier, psd_distance
-from pipeline.nn.gan1d import Classifier1D
+from pipeline.sensor.nets import Classifier1D
 from pipeline.sensor.data import WindowSet, ZScaler
 from pipeline.sensor.params import SensorClassifyParams
 from pipeline.train.classifier import fit_classifier, predict_proba

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from pipeline.nn.gan1d import Discriminator1D, Generator1D, init_dcgan
+from pipeline.nn.init import init_normal
+from pipeline.sensor.nets import Discriminator1D, Generator1D
 from pipeline.sensor.data import MinMaxScaler, WindowSet
 from pipeline.sensor.params import GanVariant, SensorTrainGanParams
-from pipeline.train.adversarial import AdversarialTrainer, TrainConfig
-from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample
+from pipeline.train import gan as latent
+from pipeline.train.adversarial import AdversarialTrainer
+from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_config
 
 
 def build(v: GanVariant, channels: int, length: int, n_classes: int) -> tuple[Generator1D, Discriminator1D]:
     k = n_classes if v.conditional else 0
     g = Generator1D(channels, length, v.latent_dim, v.ngf, k)
     d = Discriminator1D(channels, length, v.ndf, k, norm="none" if v.loss == "wgan-gp" else "batch")
-    init_dcgan(g)
-    init_dcgan(d)
+    init_normal(g)
+    init_normal(d)
     return g, d
 
 
@@ -33,9 +34,7 @@ def train(p: SensorTrainGanParams, v: GanVariant, train_set: WindowSet, scaler: 
     _, channels, length = train_set.x.shape
     g, d = build(v, channels, length, n_classes)
     family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight)
-    cfg = TrainConfig(epochs=p.epochs, lr=v.lr_G, lr_D=v.lr_D, beta1=v.beta1, batch_size=p.batch_size,
-                      pool_size=0, seed=p.seed, device=p.device, optimizer_G=v.optimizer_G,
-                      optimizer_D=v.optimizer_D, schedule="constant", d_steps=v.d_steps)
+    cfg = train_config(p, v, optimizer_G=v.optimizer_G, optimizer_D=v.optimizer_D)
     x = torch.as_tensor(scaler.transform(train_set.x), dtype=torch.float32)
     y = torch.as_tensor(train_set.y, dtype=torch.long)
     trainer = AdversarialTrainer(family, cfg, checkpoints)
@@ -53,13 +52,10 @@ def generate(g: Generator1D, v: GanVariant, n_classes: int, per_class: int, scal
 
 
 def save_generator(path: Path, g: Generator1D, v: GanVariant, channels: int, length: int, n_classes: int) -> None:
-    torch.save({"variant": dataclasses.asdict(v), "channels": channels, "length": length, "n_classes": n_classes,
-                "state_dict": g.state_dict()}, path)
+    latent.save_generator(path, g, v, channels=channels, length=length, n_classes=n_classes)
 
 
 def load_generator(path: Path) -> tuple[Generator1D, GanVariant]:
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    v = GanVariant(**blob["variant"])
-    g, _ = build(v, blob["channels"], blob["length"], blob["n_classes"])
-    g.load_state_dict(blob["state_dict"])
-    return g.eval(), v
+    g, v, _ = latent.load_generator(path, GanVariant,
+                                    lambda v, s: build(v, s["channels"], s["length"], s["n_classes"])[0])
+    return g, v

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.errors import PipelineError
-from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c, resolve_variant
+from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
+from pipeline.train.gan_params import LOSSES, OPTIMIZERS, GanSection, variant_names, variant_overrides
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
 
@@ -23,10 +24,6 @@ class SensorPrepareParams:
     val: float = _c(0.2, *FRACTION)
     test: float = _c(0.5, *FRACTION)
     seed: int = _c(0, *NONNEG)
-
-
-LOSSES = ("bce", "hinge", "wgan-gp")
-OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
@@ -48,20 +45,19 @@ class GanVariant:
 
 
 @dataclass(frozen=True)
-class SensorTrainGanParams(GanVariant):
+class SensorTrainGanParams(GanVariant, GanSection):
     """1D GANs on the training windows; ``variants.<name>`` override the GanVariant fields per variant."""
 
-    run: list[str] = _c(["dcgan"], lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
-    variants: dict[str, dict] = _c({"dcgan": {}})
+    key: ClassVar[str] = "sensor_train_gan"
+    variant_cls: ClassVar[type] = GanVariant
+
+    run: list[str] = variant_names("dcgan")
+    variants: dict[str, dict] = variant_overrides("dcgan")
     epochs: int = _c(40, *POS)
     batch_size: int = _c(32, *POS)
     samples_per_class: int = _c(100, *POS)
     seed: int = _c(0, *NONNEG)
     device: str = _c("auto", choices=DEVICES)
-
-    def variant(self, name: str) -> GanVariant:
-        """The named variant, validated; errors name ``sensor_train_gan.variants.<name>.<key>``."""
-        return resolve_variant(self, GanVariant, name, "sensor_train_gan")
 
 
 @dataclass(frozen=True)
@@ -77,18 +73,16 @@ class SensorClassifyParams:
     device: str = _c("auto", choices=DEVICES)
 
 
-SENSOR_SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type] = {
     "sensor_prepare": SensorPrepareParams,
     "sensor_train_gan": SensorTrainGanParams,
     "sensor_classify": SensorClassifyParams,
 }
 
 
-def check_sensor(sections: dict[str, Any]) -> None:
+def check(sections: dict[str, Any]) -> None:
     """Cross-key checks: every variant in ``run`` exists and validates; stride <= window."""
-    gan = sections["sensor_train_gan"]
-    for name in gan.run:
-        gan.variant(name)
+    sections["sensor_train_gan"].run_variants()
     prep = sections["sensor_prepare"]
     if prep.stride > prep.window:
         raise PipelineError(f"sensor_prepare.stride: expected <= window ({prep.window}), got {prep.stride}")

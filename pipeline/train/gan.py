@@ -1,4 +1,6 @@
-"""Latent-variable GAN family (DCGAN-style, optionally class-conditional) for the shared harness.
+"""Latent-variable GAN family (DCGAN-style, optionally class-conditional) for the shared harness, and what
+every GAN domain does around it the same way: harness settings from its params, saving and loading a
+variant's generator.
 
 Works for any data shape: sensor windows, images, clips. G(z[, y]) → sample; D(x[, y]) → logit (B,).
 Losses: ``bce`` (non-saturating DCGAN), ``hinge``, ``wgan-gp`` (Gulrajani et al. 2017, penalty on
@@ -7,11 +9,16 @@ random interpolates of real and fake).
 
 from __future__ import annotations
 
-from typing import Iterator
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pipeline.fields import parse_section
+from pipeline.train.adversarial import TrainConfig
 
 Batch = dict[str, torch.Tensor]
 
@@ -106,3 +113,30 @@ def sample(generator: nn.Module, labels: torch.Tensor, latent_dim: int, seed: in
         y = labels[i:i + batch].to(device) if conditional else None
         out.append(generator(z[i:i + batch].to(device), y).float().cpu())
     return torch.cat(out)
+
+
+def train_config(p: Any, v: Any, **settings: Any) -> TrainConfig:
+    """Harness settings of variant ``v`` of a ``<domain>_train_gan`` section ``p``: the section's epochs, batch
+    size, seed and device, the variant's learning rates, beta1 and critic steps, no history pool and a
+    constant learning rate; ``settings`` add the domain's own (optimizers, EMA, ...) or override."""
+    return TrainConfig(**{"epochs": p.epochs, "lr": v.lr_G, "lr_D": v.lr_D, "beta1": v.beta1,
+                          "batch_size": p.batch_size, "pool_size": 0, "seed": p.seed, "device": p.device,
+                          "schedule": "constant", "d_steps": v.d_steps, **settings})
+
+
+def save_generator(path: Path, g: nn.Module, variant: Any, **shape: Any) -> None:
+    """``g``'s weights with its variant (a GanVariant dataclass) and ``shape``, what rebuilding it takes."""
+    torch.save({"variant": dataclasses.asdict(variant), **shape, "state_dict": g.state_dict()}, path)
+
+
+def load_generator(path: Path, variant_cls: type, build: Callable[[Any, dict[str, Any]], nn.Module]
+                   ) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """Inverse of ``save_generator``: ``build(variant, saved)`` makes the generator from the saved shape keys.
+
+    Returns it in eval mode, the variant (validated like params, so saved lists come back as tuples) and
+    everything saved."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    v = parse_section(variant_cls, saved["variant"], f"{path}: variant")
+    g = build(v, saved)
+    g.load_state_dict(saved["state_dict"])
+    return g.eval(), v, saved

@@ -1,6 +1,7 @@
-"""The video_prepare output: uint8 clips (N, C, T, H, W) per split, labels and meta.json; scaling helpers.
+"""The video_prepare output: uint8 clips (N, C, T, H, W) per split, labels and meta.json.
 
-Clips stay uint8 on disk; networks see them in [-1, 1] (``to_unit``) and metrics in [0, 1].
+Clips stay uint8 on disk; networks see them in [-1, 1] (``pipeline.train.pixels.to_unit``, the
+GANs' shared scaling) and metrics in [0, 1].
 """
 
 from __future__ import annotations
@@ -20,16 +21,6 @@ from pipeline.video.params import VideoPrepareParams
 class ClipSet:
     x: np.ndarray  # (n, C, T, H, W) uint8
     y: np.ndarray  # (n,) class index
-
-
-def to_unit(x: np.ndarray) -> np.ndarray:
-    """uint8 → float32 in [-1, 1] (the generator's tanh range)."""
-    return x.astype(np.float32) / 127.5 - 1.0
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """[-1, 1] → uint8, clipped."""
-    return np.clip(np.rint((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def build(p: VideoPrepareParams) -> tuple[dict[str, ClipSet], list[str], dict[str, float]]:

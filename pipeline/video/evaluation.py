@@ -24,9 +24,10 @@ from tqdm import tqdm
 from pipeline.errors import PipelineError
 from pipeline.metrics.distances import feature_distance
 from pipeline.metrics.generative import inception_score, ms_ssim_diversity
-from pipeline.nn.video_clf import build_classifier
+from pipeline.video.scorers import build_classifier
 from pipeline.train.classifier import features, fit_classifier, predict_proba
-from pipeline.video.data import ClipSet, to_uint8, to_unit
+from pipeline.train.pixels import to_uint8, to_unit
+from pipeline.video.data import ClipSet
 from pipeline.video.params import VideoClassifyParams
 
 

@@ -8,7 +8,6 @@ adversarial part of the generator loss, not the composite.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -16,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.nn.gan1d import init_dcgan
-from pipeline.nn.video_gan import VideoDiscriminator, VideoGenerator, inflate
+from pipeline.nn.init import init_normal
+from pipeline.video.nets import VideoDiscriminator, VideoGenerator, inflate
+from pipeline.train import gan as latent
 from pipeline.train.adversarial import AdversarialTrainer, TrainConfig
-from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample
-from pipeline.video.data import to_uint8, to_unit
+from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_config
+from pipeline.train.pixels import to_uint8, to_unit
 from pipeline.video.params import GanVariant, VideoTrainGanParams
 
 Batch = dict[str, torch.Tensor]
@@ -69,8 +69,8 @@ def build(v: GanVariant, dims: int, channels: int, size: int, frames: int) -> tu
                                                                                     VideoDiscriminator]:
     g = VideoGenerator(dims, channels, size, frames, v.latent_dim, v.ngf)
     d = VideoDiscriminator(dims, channels, size, frames, v.ndf, v.norm)
-    init_dcgan(g)
-    init_dcgan(d)
+    init_normal(g)
+    init_normal(d)
     return g, d
 
 
@@ -79,9 +79,8 @@ def family(v: GanVariant, g: VideoGenerator, d: VideoDiscriminator) -> VideoGanF
 
 
 def config(p: VideoTrainGanParams, v: GanVariant, epochs: int) -> TrainConfig:
-    return TrainConfig(epochs=epochs, lr=v.lr_G, lr_D=v.lr_D, beta1=v.beta1, batch_size=p.batch_size, pool_size=0,
-                       seed=p.seed, device=p.device, optimizer_G=v.optimizer_G, optimizer_D=v.optimizer_D,
-                       schedule="constant", d_steps=v.d_steps, ema=v.ema, balance=v.balance)
+    return train_config(p, v, epochs=epochs, optimizer_G=v.optimizer_G, optimizer_D=v.optimizer_D, ema=v.ema,
+                        balance=v.balance)
 
 
 def _fit(p: VideoTrainGanParams, fam: VideoGanFamily, cfg: TrainConfig, x: torch.Tensor,
@@ -142,17 +141,14 @@ def interpolate(g: VideoGenerator, latent_dim: int, pairs: int, steps: int, seed
 
 def save_generator(path: Path, g: VideoGenerator, v: GanVariant, shape: tuple[int, ...]) -> None:
     """``shape`` is one clip's (C, T, H, W)."""
-    torch.save({"variant": dataclasses.asdict(v), "shape": list(shape), "state_dict": g.state_dict()}, path)
+    latent.save_generator(path, g, v, shape=list(shape))
+
+
+def _rebuild(v: GanVariant, saved: dict) -> VideoGenerator:
+    c, t, h, _ = saved["shape"]
+    return build(v, 3, c, h, t)[0]
 
 
 def load_generator(path: Path) -> tuple[VideoGenerator, GanVariant]:
-    from pipeline.errors import PipelineError
-
-    if not path.is_file():
-        raise PipelineError(f"{path}: not found (run video_train_gan@{path.parent.name})")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    v = GanVariant(**{k: tuple(x) if k == "balance" and x is not None else x for k, x in blob["variant"].items()})
-    c, t, h, _ = blob["shape"]
-    g, _ = build(v, 3, c, h, t)
-    g.load_state_dict(blob["state_dict"])
-    return g.eval(), v
+    g, v, _ = latent.load_generator(path, GanVariant, _rebuild)
+    return g, v

@@ -7,18 +7,17 @@ fast demo profile (32×32×8 clips, narrow networks) and documents the full size
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pipeline.errors import PipelineError
-from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c, resolve_variant
+from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
+from pipeline.train.gan_params import EMA_DECAY, LOSSES, OPTIMIZERS, GanSection, variant_names, variant_overrides
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
 POW2 = (lambda v: v >= 16 and v & (v - 1) == 0, "a power of two >= 16")
 LABELS = ("motion", "digit")
-LOSSES = ("bce", "hinge", "wgan-gp")
 INITS = ("scratch", "inflate")
 NORMS = ("batch", "none")
-OPTIMIZERS = ("adam", "sgd")
 CLASSIFIERS = ("c3d", "r2plus1d")
 
 
@@ -63,16 +62,19 @@ class GanVariant:
     lambda_vid: float = _c(0.0, *NONNEG)
     balance: Optional[tuple[float, float]] = _c(None, lambda v: 0 <= v[0] < v[1], "(r_low, r_high), 0 <= low < high")
     pretrain_epochs: int = _c(1, *POS)
-    ema: float = _c(0.0, lambda v: 0 <= v < 1, "in [0, 1)")
+    ema: float = _c(0.0, *EMA_DECAY)
 
 
 @dataclass(frozen=True)
-class VideoTrainGanParams(GanVariant):
+class VideoTrainGanParams(GanVariant, GanSection):
     """3D-conv video GANs on the training clips; its GanVariant fields are the defaults that
     ``variants.<name>`` override per variant."""
 
-    run: list[str] = _c(["dcgan3d"], lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
-    variants: dict[str, dict] = _c({"dcgan3d": {}})
+    key: ClassVar[str] = "video_train_gan"
+    variant_cls: ClassVar[type] = GanVariant
+
+    run: list[str] = variant_names("dcgan3d")
+    variants: dict[str, dict] = variant_overrides("dcgan3d")
     epochs: int = _c(20, *POS)
     batch_size: int = _c(16, lambda v: v >= 2, ">= 2")
     samples: int = _c(256, lambda v: v >= 2, ">= 2")
@@ -82,9 +84,9 @@ class VideoTrainGanParams(GanVariant):
     device: str = _c("auto", choices=DEVICES)
 
     def variant(self, name: str) -> GanVariant:
-        """The named variant, validated; errors name ``video_train_gan.variants.<name>.<key>``."""
-        v = resolve_variant(self, GanVariant, name, "video_train_gan")
-        prefix = f"video_train_gan.variants.{name}"
+        """The named variant, validated, and its loss and norm checked together."""
+        v = super().variant(name)
+        prefix = f"{self.key}.variants.{name}"
         if v.loss == "wgan-gp" and v.norm == "batch":
             raise PipelineError(f"{prefix}.norm: a WGAN-GP critic cannot use batch norm (the penalty is per "
                                 "sample); set norm: none")
@@ -112,19 +114,18 @@ class VideoClassifyParams:
     device: str = _c("auto", choices=DEVICES)
 
 
-VIDEO_SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type] = {
     "video_prepare": VideoPrepareParams,
     "video_train_gan": VideoTrainGanParams,
     "video_classify": VideoClassifyParams,
 }
 
 
-def check_video(sections: dict[str, Any]) -> None:
+def check(sections: dict[str, Any]) -> None:
     """Cross-key checks: variants validate, digits fit and bounce inside the frame, the scorer is not the
     conditioner, the inception-score folds fit the sample counts."""
     gan, prep, clf = sections["video_train_gan"], sections["video_prepare"], sections["video_classify"]
-    for name in gan.run:
-        gan.variant(name)
+    gan.run_variants()
     if prep.source == "moving_mnist":
         if prep.digit_size >= prep.size:
             raise PipelineError(f"video_prepare.digit_size: expected < size ({prep.size}), got {prep.digit_size}")

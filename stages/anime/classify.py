@@ -4,7 +4,6 @@ in the classifier's features, MS-SSIM diversity); writes the table and the pictu
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,32 +13,22 @@ from pipeline.anime.data import read_prepared
 from pipeline.anime.evaluation import Generated, evaluate, table
 from pipeline.anime.params import AnimeClassifyParams
 from pipeline.anime.plots import rows_of_faces, with_detections
-from pipeline.errors import PipelineError, cli
+from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
 from pipeline.io.images import save_rgb
 from pipeline.stage import report_stage
+from pipeline.train.gan_outputs import load_histories, load_samples
 from pipeline.viz import loss_curves
 
 PICTURES = ("samples.png", "progress.png", "interpolation.png")
 
 
-def load_generated(gans: Path, names: list[str]) -> dict[str, Generated]:
-    out = {}
-    for name in names:
-        f = gans / name / "samples.npz"
-        if not f.is_file():
-            raise PipelineError(f"{f}: not found (run anime_train_gan@{name})")
-        with np.load(f) as z:
-            out[name] = Generated(z["x"], z["y"], bool(z["conditional"]))
-    return out
-
-
 def run(p: AnimeClassifyParams, variants: list[str], prepared: Path, gans: Path, out: Path) -> dict:
     """Write out/report.md, metrics.json, summary.csv and the pictures; returns the metrics."""
     meta, sets = read_prepared(prepared, ("train", "test"))
-    generated = load_generated(gans, variants)
+    generated = load_samples(gans, variants, "anime", lambda z: Generated(z["x"], z["y"], bool(z["conditional"])))
     metrics = evaluate(p, sets["train"], sets["test"], meta["classes"], generated)
-    histories = {n: json.loads((gans / n / "history.json").read_text()) for n in variants}
+    histories = load_histories(gans, variants)
     with atomic_dir(out) as tmp:
         write_json_atomic(tmp / "metrics.json", metrics)
         (tmp / "report.md").write_text(

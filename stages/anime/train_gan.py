@@ -4,7 +4,6 @@ strip (the same latents across epochs) and latent interpolation strips."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from pipeline.anime.data import read_prepared
 from pipeline.anime.gan import fingerprint, generate, interpolation, progress_strip, save_generator, train
 from pipeline.anime.params import AnimeTrainGanParams
 from pipeline.errors import cli
-from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
 from pipeline.io.images import save_rgb
-from pipeline.stage import execute, parse_paths
+from pipeline.stage import execute_train_gan, parse_paths
+from pipeline.train.gan_outputs import train_metrics, writing_variant
 
 
 def run(p: AnimeTrainGanParams, name: str, prepared: Path, out: Path, checkpoints: Path | None = None,
@@ -29,19 +28,15 @@ def run(p: AnimeTrainGanParams, name: str, prepared: Path, out: Path, checkpoint
     ckpt = checkpoints / fingerprint(p, v, prepared) if checkpoints is not None else None
     g, history, grids = train(p, v, sets["train"], k, ckpt, on_epoch)
     x, y = generate(g, v, k, p.samples_per_class, p.seed + 1)
-    with atomic_dir(out) as tmp:
+    with writing_variant(out, plots, history) as tmp:
         save_generator(tmp / "model.pt", g, v, k)
-        write_json_atomic(tmp / "history.json", history)
         np.savez_compressed(tmp / "samples.npz", x=x, y=y, conditional=v.conditional)
         save_rgb(tmp / "samples.png", grids[max(grids)])
         save_rgb(tmp / "progress.png", progress_strip(grids))
         save_rgb(tmp / "interpolation.png", interpolation(g, v, k, seed=p.seed + 2))
-    if plots is not None:
-        write_csv_atomic(plots, [{"epoch": i + 1, **h} for i, h in enumerate(history)])
     if ckpt is not None:
         shutil.rmtree(ckpt, ignore_errors=True)
-    last = history[-1] if history else {}
-    return {"epochs": float(len(history)), "samples": float(len(x)), **{k2: float(v2) for k2, v2 in last.items()}}
+    return train_metrics(history, len(x))
 
 
 @cli
@@ -60,9 +55,7 @@ def main() -> None:
             log.file(args.out / f)
         return metrics
 
-    execute("anime", f"anime_train_gan@{args.name}", lambda p: {
-        **dataclasses.asdict(p.anime_train_gan), "variants": None,
-        "variant": dataclasses.asdict(p.anime_train_gan.variant(args.name))}, body, args.metrics)
+    execute_train_gan("anime", args.name, body, args.metrics)
 
 
 if __name__ == "__main__":

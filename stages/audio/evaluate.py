@@ -17,23 +17,21 @@ from pipeline.audio.features import Standardizer, load_embedder, read_features
 from pipeline.audio.gan import load_generator
 from pipeline.audio.params import AudioEvaluateParams, AudioFeaturesParams
 from pipeline.audio.plots import class_grid, volume_grid
-from pipeline.errors import PipelineError, cli
+from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.io.images import save_rgb
 from pipeline.stage import report_stage
+from pipeline.train.gan_outputs import variant_files
 from pipeline.viz import loss_curves
 
 
 def _load(gans: Path, name: str) -> tuple:
     """One variant's generator, variant settings, samples and loss history."""
-    files = [gans / name / f for f in ("model.pt", "samples.npz", "history.json")]
-    for f in files:
-        if not f.is_file():
-            raise PipelineError(f"{f}: not found (run audio_train_gan@{name})")
-    g, v = load_generator(files[0])
-    with np.load(files[1]) as z:
+    model, samples, history = variant_files(gans, name, "audio", ("model.pt", "samples.npz", "history.json"))
+    g, v = load_generator(model)
+    with np.load(samples) as z:
         gen = Generated(z["images"], z["label"])
-    return g, v, gen, json.loads(files[2].read_text())
+    return g, v, gen, json.loads(history.read_text())
 
 
 def run(p: AudioEvaluateParams, names: list[str], pairs: Path, features: Path, gans: Path, out: Path) -> dict:

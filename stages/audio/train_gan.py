@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,8 @@ from pipeline.audio.gan import generate, save_generator, train
 from pipeline.audio.params import AudioTrainGanParams
 from pipeline.audio.plots import class_grid
 from pipeline.errors import cli
-from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
-from pipeline.stage import execute, parse_paths
+from pipeline.stage import execute_train_gan, parse_paths
+from pipeline.train.gan_outputs import train_metrics, writing_variant
 
 
 def run(p: AudioTrainGanParams, name: str, pairs: Path, features: Path, out: Path, plots: Path | None = None,
@@ -30,15 +29,11 @@ def run(p: AudioTrainGanParams, name: str, pairs: Path, features: Path, out: Pat
     cond_te = conditions(fmeta, feats["test"], v.feature, te.label, features)
     g, history = train(p, v, tr, cond_tr, len(meta["classes"]), meta["pairing"] == "class", on_epoch=on_epoch)
     images = generate(g, v, cond_te, p.samples_per_clip, p.seed + 1, size=meta["image_size"])
-    with atomic_dir(out) as tmp:
+    with writing_variant(out, plots, history) as tmp:
         save_generator(tmp / "model.pt", g, v, tr.images.shape[1], cond_tr.shape[1])
-        write_json_atomic(tmp / "history.json", history)
         np.savez_compressed(tmp / "samples.npz", images=images, label=np.repeat(te.label, p.samples_per_clip),
                             clip=np.repeat(np.arange(len(te.label)), p.samples_per_clip))
-    if plots is not None:
-        write_csv_atomic(plots, [{"epoch": i + 1, **h} for i, h in enumerate(history)])
-    last = history[-1] if history else {}
-    return {"epochs": float(len(history)), "samples": float(len(images)), **{k: float(x) for k, x in last.items()}}
+    return train_metrics(history, len(images))
 
 
 @cli
@@ -56,9 +51,7 @@ def main() -> None:
                                                              te.paired_images(), te.label))
         return metrics
 
-    execute("audio", f"audio_train_gan@{args.name}", lambda p: {
-        **dataclasses.asdict(p.audio_train_gan), "variants": None,
-        "variant": dataclasses.asdict(p.audio_train_gan.variant(args.name))}, body, args.metrics)
+    execute_train_gan("audio", args.name, body, args.metrics)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.cropping import crop_dataset, crop_grid_tiles
+from pipeline.detection.crops.dataset import crop_dataset, crop_grid_tiles
 from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir
 from pipeline.io.coco import read_coco
 from pipeline.io.images import grid
-from pipeline.io.manifest import read_manifest
-from pipeline.params import CropParams
+from pipeline.detection.crops.manifest import read_manifest
+from pipeline.detection.params import CropParams
 from pipeline.stage import execute, parse_paths
 
 

@@ -11,14 +11,14 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.errors import cli
-from pipeline.evaluation import (FEATURE_SPACE, crop_images, distances, embed, f1_vs_distance, finite,
+from pipeline.detection.evaluation import (FEATURE_SPACE, crop_images, distances, embed, f1_vs_distance, finite,
                                  label_preservation, read_run_metrics, refiner_summaries, run_key, summarise)
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.metrics.distances import inception_features, resolve_inception_weights
 from pipeline.params import Params
 from pipeline.stage import execute, parse_paths
 from pipeline.tracking import summary_run
-from pipeline.train.detector import load_detector
+from pipeline.detection.detector.training import load_detector
 from pipeline.train.device import pick_device
 
 NO_INCEPTION = ("FID/KID not computed: no FID Inception weights (evaluate.inception_weights or "

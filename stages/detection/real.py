@@ -12,13 +12,13 @@ from pathlib import Path
 from pipeline.errors import PipelineError, cli
 from pipeline.io.atomic import atomic_dir
 from pipeline.io.coco import read_coco
-from pipeline.io.real import SPLITS, import_split
-from pipeline.params import RealParams, RenderParams
-from pipeline.render.camera_model import apply_camera_model
-from pipeline.render.dataset import assemble, render_specs
-from pipeline.render.sampling import sample_scene
+from pipeline.detection.real import SPLITS, import_split
+from pipeline.detection.params import RealParams, RenderParams
+from pipeline.detection.render.camera_model import apply_camera_model
+from pipeline.detection.render.dataset import assemble, render_specs
+from pipeline.detection.render.sampling import sample_scene
 from pipeline.stage import execute, parse_paths
-from pipeline.viz import annotated_grid
+from pipeline.detection.plots import annotated_grid
 
 
 def run(p: RealParams, r: RenderParams, out: Path) -> dict[str, float]:

@@ -12,17 +12,17 @@ import torch
 from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.io.images import grid, load_rgb
-from pipeline.io.manifest import read_manifest
-from pipeline.params import RefineParams
-from pipeline.refining import refine_folder
+from pipeline.detection.crops.manifest import read_manifest
+from pipeline.detection.params import RefineParams
+from pipeline.detection.refiner.apply import refine_folder
 from pipeline.stage import execute, parse_paths
-from pipeline.train.refiner import build_vgg, device_of, spec_of, train_refiner
+from pipeline.detection.refiner.families import build_vgg, device_of, train_refiner
 
 
 def run(p: RefineParams, name: str, crops: Path, out: Path, checkpoints: Path | None = None,
         on_epoch=None) -> dict[str, float]:
     """Write ``out``/crops, manifest.csv, model.pt (the X->Y translator) and history.json."""
-    spec = spec_of(p, name)
+    spec = p.spec(name)
     vgg = build_vgg(spec, p.vgg_weights)
     xm, ym = read_manifest(crops / "synthetic"), read_manifest(crops / "real_train")
     start = time.perf_counter()
@@ -54,7 +54,7 @@ def main() -> None:
         return metrics
 
     execute("detection", f"refine@{args.name}", lambda p: {**dataclasses.asdict(p.refine), "configs": None,
-                                                          "config": dataclasses.asdict(spec_of(p.refine, args.name))},
+                                                          "config": dataclasses.asdict(p.refine.spec(args.name))},
             body, args.metrics)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.cropping import reinsert_dataset
+from pipeline.detection.crops.dataset import reinsert_dataset
 from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir
 from pipeline.io.coco import read_coco
-from pipeline.io.manifest import read_manifest
-from pipeline.params import ReinsertParams
+from pipeline.detection.crops.manifest import read_manifest
+from pipeline.detection.params import ReinsertParams
 from pipeline.stage import execute, parse_paths
-from pipeline.viz import annotated_grid
+from pipeline.detection.plots import annotated_grid
 
 
 def run(p: ReinsertParams, dataset: Path, crops: Path, refined: Path, out: Path) -> dict[str, float]:

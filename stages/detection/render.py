@@ -7,12 +7,12 @@ from pathlib import Path
 from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir
 from pipeline.io.coco import read_coco
-from pipeline.params import RenderParams
-from pipeline.render.dataset import render_dataset
-from pipeline.render.inputs import ASSET_EXTS, background_plates, list_inputs
-from pipeline.render.sampling import sample_scene
+from pipeline.detection.params import RenderParams
+from pipeline.detection.render.dataset import render_dataset
+from pipeline.detection.render.inputs import ASSET_EXTS, background_plates, list_inputs
+from pipeline.detection.render.sampling import sample_scene
 from pipeline.stage import execute, parse_paths
-from pipeline.viz import annotated_grid
+from pipeline.detection.plots import annotated_grid
 
 
 def run(p: RenderParams, out: Path) -> dict[str, float]:

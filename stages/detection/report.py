@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import report as rp
+from pipeline.detection import report as rp
 from pipeline.errors import PipelineError, cli
-from pipeline.evaluation import run_key
+from pipeline.detection.evaluation import run_key
 from pipeline.io.atomic import atomic_dir, write_csv_atomic
 from pipeline.params import Params
 from pipeline.stage import execute, parse_paths
@@ -57,7 +57,7 @@ def run(params: Params, evaluation: Path, detectors: Path, out: Path) -> dict[st
 
 
 def _threshold(folder: Path) -> float:
-    from pipeline.train.detector import load_detector
+    from pipeline.detection.detector.training import load_detector
 
     return float(load_detector(folder / "model.pt")[1]["threshold"])
 

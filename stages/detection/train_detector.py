@@ -8,16 +8,16 @@ import dataclasses
 import time
 from pathlib import Path
 
-from pipeline.detection_sets import DetectionData, load_samples, load_set, parse_set
+from pipeline.detection.detector.sets import DetectionData, load_samples, load_set, parse_set
 from pipeline.errors import PipelineError, cli
 from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
-from pipeline.io.predictions import predictions_json
-from pipeline.nn.squeezedet import SqueezeDet, kmeans_anchors, resolve_backbone_weights
-from pipeline.params import TrainDetectorParams
+from pipeline.detection.predictions import predictions_json
+from pipeline.detection.detector.squeezedet import SqueezeDet, kmeans_anchors, resolve_backbone_weights
+from pipeline.detection.params import TrainDetectorParams
 from pipeline.stage import execute, parse_paths
-from pipeline.train.detector import fit, predict_data, save_detector, score_split
+from pipeline.detection.detector.training import fit, predict_data, save_detector, score_split
 from pipeline.train.device import deterministic, pick_device
-from pipeline.viz import detections_grid
+from pipeline.detection.plots import detections_grid
 
 WEIGHTS_KEY = "train_detector.backbone_weights"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.detection_sets import REAL, SYNTHETIC, materialise, parse_set, refiners_of
+from pipeline.detection.detector.sets import REAL, SYNTHETIC, materialise, parse_set, refiners_of
 from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir
-from pipeline.params import TrainingSetsParams
+from pipeline.detection.params import TrainingSetsParams
 from pipeline.stage import execute, parse_paths
 
 

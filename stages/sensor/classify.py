@@ -4,12 +4,11 @@ score). Writes the table and pictures to the report folder."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import PipelineError, cli
+from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.io.images import save_rgb
 from pipeline.sensor.data import ZScaler, read_prepared
@@ -17,27 +16,18 @@ from pipeline.sensor.evaluation import Generated, evaluate, table
 from pipeline.sensor.params import SensorClassifyParams
 from pipeline.sensor.plots import traces
 from pipeline.stage import report_stage
+from pipeline.train.gan_outputs import load_histories, load_samples
 from pipeline.viz import loss_curves
-
-
-def load_generated(gans: Path, names: list[str]) -> dict[str, Generated]:
-    out = {}
-    for name in names:
-        f = gans / name / "samples.npz"
-        if not f.is_file():
-            raise PipelineError(f"{f}: not found (run sensor_train_gan@{name})")
-        with np.load(f) as z:
-            out[name] = Generated(z["x"].astype(np.float64), z["y"], bool(z["conditional"]))
-    return out
 
 
 def run(p: SensorClassifyParams, variants: list[str], prepared: Path, gans: Path, out: Path) -> dict:
     """Write out/report.md, out/metrics.json and the pictures; returns the metrics."""
     meta, sets = read_prepared(prepared, ("train", "test"))
     zs = ZScaler(meta["zscore"]["mean"], meta["zscore"]["std"])
-    generated = load_generated(gans, variants)
+    generated = load_samples(gans, variants, "sensor",
+                             lambda z: Generated(z["x"].astype(np.float64), z["y"], bool(z["conditional"])))
     metrics = evaluate(p, sets["train"], sets["test"], zs, meta["classes"], meta["rate_hz"], generated)
-    histories = {n: json.loads((gans / n / "history.json").read_text()) for n in variants}
+    histories = load_histories(gans, variants)
     with atomic_dir(out) as tmp:
         write_json_atomic(tmp / "metrics.json", metrics)
         (tmp / "report.md").write_text(

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import cli
-from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
 from pipeline.sensor.data import MinMaxScaler, read_prepared
 from pipeline.sensor.gan import generate, save_generator, train
 from pipeline.sensor.params import SensorTrainGanParams
 from pipeline.sensor.plots import traces
-from pipeline.stage import execute, parse_paths
+from pipeline.stage import execute_train_gan, parse_paths
+from pipeline.train.gan_outputs import train_metrics, writing_variant
 
 
 def run(p: SensorTrainGanParams, name: str, prepared: Path, out: Path, plots: Path | None = None,
@@ -26,14 +25,10 @@ def run(p: SensorTrainGanParams, name: str, prepared: Path, out: Path, plots: Pa
     k = len(meta["classes"])
     g, history = train(p, v, sets["train"], scaler, k, on_epoch=on_epoch)
     x, y = generate(g, v, k, p.samples_per_class, scaler, p.seed + 1)
-    with atomic_dir(out) as tmp:
+    with writing_variant(out, plots, history) as tmp:
         save_generator(tmp / "model.pt", g, v, x.shape[1], x.shape[2], k)
-        write_json_atomic(tmp / "history.json", history)
         np.savez_compressed(tmp / "samples.npz", x=x.astype(np.float32), y=y, conditional=v.conditional)
-    if plots is not None:
-        write_csv_atomic(plots, [{"epoch": i + 1, **h} for i, h in enumerate(history)])
-    last = history[-1] if history else {}
-    return {"epochs": float(len(history)), "samples": float(len(x)), **{k2: float(v2) for k2, v2 in last.items()}}
+    return train_metrics(history, len(x))
 
 
 @cli
@@ -50,9 +45,7 @@ def main() -> None:
                                                        meta["channels"], rate_hz=meta["rate_hz"]))
         return metrics
 
-    execute("sensor", f"sensor_train_gan@{args.name}", lambda p: {
-        **dataclasses.asdict(p.sensor_train_gan), "variants": None,
-        "variant": dataclasses.asdict(p.sensor_train_gan.variant(args.name))}, body, args.metrics)
+    execute_train_gan("sensor", args.name, body, args.metrics)
 
 
 if __name__ == "__main__":

@@ -4,16 +4,16 @@ optionally with activation-maximisation samples steered by a different network. 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-import numpy as np
+from torch import nn
 
-from pipeline.errors import PipelineError, cli
+from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.io.images import save_rgb
 from pipeline.stage import report_stage
+from pipeline.train.gan_outputs import load_histories, load_samples, variant_files
 from pipeline.video.data import read_prepared
 from pipeline.video.evaluation import evaluate, table
 from pipeline.video.gan import load_generator
@@ -22,15 +22,11 @@ from pipeline.video.plots import clips_gif, strip
 from pipeline.viz import loss_curves
 
 
-def load_samples(gans: Path, names: list[str]) -> dict[str, np.ndarray]:
-    out = {}
-    for name in names:
-        f = gans / name / "samples.npz"
-        if not f.is_file():
-            raise PipelineError(f"{f}: not found (run video_train_gan@{name})")
-        with np.load(f) as z:
-            out[name] = z["x"]
-    return out
+def _generator(gans: Path, name: str) -> tuple[nn.Module, int]:
+    """A variant's generator and latent size, for activation maximisation."""
+    (model,) = variant_files(gans, name, "video", ("model.pt",))
+    g, v = load_generator(model)
+    return g, v.latent_dim
 
 
 def scorer_warning(accuracy: float, n_classes: int, floor: float = 0.8) -> str:
@@ -45,11 +41,11 @@ def scorer_warning(accuracy: float, n_classes: int, floor: float = 0.8) -> str:
 def run(p: VideoClassifyParams, variants: list[str], prepared: Path, gans: Path, out: Path) -> dict:
     """Write out/report.md, metrics.json, GIFs (real, samples, interpolations, AM samples) and losses.png."""
     meta, sets = read_prepared(prepared)
-    samples = load_samples(gans, variants)
+    samples = load_samples(gans, variants, "video", lambda z: z["x"])
     metrics, am = evaluate(p, sets["train"], sets["test"], len(meta["classes"]), samples,
-                           lambda n: (lambda g, v: (g, v.latent_dim))(*load_generator(gans / n / "model.pt")))
-    histories = {f"{n}{'' if k == 'video' else ' (2D pretraining)'}": h for n in variants
-                 for k, h in json.loads((gans / n / "history.json").read_text()).items()}
+                           lambda n: _generator(gans, n))
+    histories = {f"{n}{'' if k == 'video' else ' (2D pretraining)'}": h
+                 for n, phases in load_histories(gans, variants).items() for k, h in phases.items()}
     fps, cols = meta["fps"], min(p.gif_clips, 4)
     with atomic_dir(out) as tmp:
         write_json_atomic(tmp / "metrics.json", metrics)

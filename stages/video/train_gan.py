@@ -3,15 +3,14 @@ a 2D frame GAN trained first), then draw ``samples`` clips and latent interpolat
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import cli
-from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
 from pipeline.io.images import save_rgb
-from pipeline.stage import execute, parse_paths
+from pipeline.stage import execute_train_gan, parse_paths
+from pipeline.train.gan_outputs import train_metrics, writing_variant
 from pipeline.video.data import read_prepared
 from pipeline.video.gan import generate, interpolate, save_generator, train
 from pipeline.video.params import VideoTrainGanParams
@@ -26,18 +25,13 @@ def run(p: VideoTrainGanParams, name: str, prepared: Path, out: Path, plots: Pat
     g, histories = train(p, v, sets["train"].x, on_epoch, on_pretrain)
     clips = generate(g, v.latent_dim, p.samples, p.seed + 1)
     interp = interpolate(g, v.latent_dim, p.interpolations, p.interpolation_steps, p.seed + 2)
-    with atomic_dir(out) as tmp:
+    with writing_variant(out, plots, histories, histories["video"]) as tmp:
         save_generator(tmp / "model.pt", g, v, clips.shape[1:])
-        write_json_atomic(tmp / "history.json", histories)
         np.savez(tmp / "samples.npz", x=clips)
         clips_gif(tmp / "samples.gif", clips[:16], fps=meta["fps"])
         interpolation_gif(tmp / "interpolation.gif", interp, fps=meta["fps"])
         save_rgb(tmp / "samples.png", strip(clips[:6]))
-    if plots is not None:
-        write_csv_atomic(plots, [{"epoch": i + 1, **h} for i, h in enumerate(histories["video"])])
-    last = histories["video"][-1] if histories["video"] else {}
-    return {"epochs": float(len(histories["video"])), "pretrain_epochs": float(len(histories.get("pretrain_2d", []))),
-            "samples": float(len(clips)), **{k: float(x) for k, x in last.items()}}
+    return train_metrics(histories["video"], len(clips), pretrain_epochs=len(histories.get("pretrain_2d", [])))
 
 
 @cli
@@ -52,9 +46,7 @@ def main() -> None:
             log.file(args.out / f)
         return metrics
 
-    execute("video", f"video_train_gan@{args.name}", lambda p: {
-        **dataclasses.asdict(p.video_train_gan), "variants": None,
-        "variant": dataclasses.asdict(p.video_train_gan.variant(args.name))}, body, args.metrics)
+    execute_train_gan("video", args.name, body, args.metrics)
 
 
 if __name__ == "__main__":

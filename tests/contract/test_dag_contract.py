@@ -5,14 +5,14 @@ import importlib
 
 import yaml
 
-from pipeline.params import SECTIONS, load_params
+from pipeline.domains import DOMAINS
+from pipeline.params import all_sections, load_params
 from tests.conftest import ROOT
+
+SECTIONS = all_sections()
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-
-
-DOMAINS = ("sensor", "audio", "anime", "video")
 
 
 def _stages():
@@ -21,9 +21,11 @@ def _stages():
 
 
 def module_of(stage: str) -> str:
-    """``crop`` → stages.detection.crop; ``sensor_train_gan`` → stages.sensor.train_gan."""
-    domain, _, rest = stage.partition("_")
-    return f"stages.{domain}.{rest}" if domain in DOMAINS else f"stages.detection.{stage}"
+    """``crop`` → stages.detection.crop; ``sensor_train_gan`` → stages.sensor.train_gan (the pipeline whose
+    params sections include the stage's own section, from the registry)."""
+    domain = next(name for name, d in DOMAINS.items() if stage in d.sections)
+    rest = stage.removeprefix(f"{domain}_")
+    return f"stages.{domain}.{rest}"
 
 
 def _lookup(key: str):
@@ -93,8 +95,7 @@ def test_every_deployment_entrypoint_resolves_to_a_flow():
     specs = deployments(ROOT)
     assert {s.pool for s in specs} == {"cpu", "gpu"}
     assert [(s.entrypoint.split(":")[1], s.name) for s in specs if s.cron] == [
-        ("detection", "nightly"), ("refiner_sweep", "weekly"), ("sensor", "nightly"), ("audio", "nightly"),
-        ("anime", "nightly"), ("video", "nightly")]
+        *((name, "nightly") for name in DOMAINS), ("refiner_sweep", "weekly")]
     for spec in specs:
         flow = load_flow_from_entrypoint(str(ROOT / spec.entrypoint))
         assert isinstance(flow, Flow), spec.entrypoint
@@ -108,7 +109,8 @@ def test_gpu_stages_exist_in_the_dag():
 
     stages = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
     assert {"refine", "train_detector", "sensor_train_gan"} <= stages
-    assert {"refine", "train_detector", "train_gan"} <= GPU_STAGES
+    assert {"refine", "train_detector", "sensor_train_gan", "audio_train_gan", "anime_train_gan",
+            "video_train_gan"} == GPU_STAGES
     assert PlannedStage("sensor_train_gan@dcgan", "sensor_train_gan", ()).gpu
     assert not PlannedStage("sensor_classify", "sensor_classify", ()).gpu
 

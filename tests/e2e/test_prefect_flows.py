@@ -5,7 +5,6 @@ then finds nothing to do; `dvc repro` runs a changed stage and the flow then ski
 sweep; each domain's flow (sensor, audio, anime, video) runs its own stages only; and last a real `prefect server` on 127.0.0.1 with deployments on process work pools and workers.
 """
 
-import importlib
 import json
 import os
 import socket
@@ -17,11 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.domains import DOMAINS
 from pipeline.flows import dag
-from pipeline.flows.deploy import DOMAIN_HOURS
-from pipeline.flows.detection import FINAL_STAGES, detection
+from pipeline.flows.pipelines import FLOWS
 from pipeline.flows.sweep import refiner_sweep
 from tests.conftest import scratch_project
+
+FINAL_STAGES = list(DOMAINS["detection"].final_stages)
+detection = FLOWS["detection"]
+GAN_DOMAINS = [name for name in DOMAINS if name != "detection"]
 
 BIN = str(Path(sys.executable).parent)
 
@@ -110,15 +113,15 @@ def test_refiner_sweep_fans_out_and_compares(proj, prefect_harness):
     assert data["refine"]["run"] == [config] and data["train_detector"]["sets"] == ["S", "R", config]
 
 
-@pytest.mark.parametrize("domain", list(DOMAIN_HOURS))
+@pytest.mark.parametrize("domain", GAN_DOMAINS)
 def test_domain_flow_then_dvc_repro_has_nothing_to_do(proj, prefect_harness, domain):
-    module = importlib.import_module(f"pipeline.flows.{domain}")
-    state = getattr(module, domain)(root=str(proj), record=False, return_state=True)
+    final = list(DOMAINS[domain].final_stages)
+    state = FLOWS[domain](root=str(proj), record=False, return_state=True)
     assert state.is_completed(), state.message
     done = state.result()
-    assert list(done) == [s.address for s in dag.plan(proj, module.FINAL_STAGES)] and set(done.values()) == {"ran"}
+    assert list(done) == [s.address for s in dag.plan(proj, final)] and set(done.values()) == {"ran"}
     assert all(a.startswith(f"{domain}_") for a in done)  # a domain's flow runs only its own stages
-    assert _ran(_dvc(proj, "repro", *module.FINAL_STAGES)) == set()
+    assert _ran(_dvc(proj, "repro", *final)) == set()
     assert (proj / f"reports/{domain}/report.md").is_file()
 
 
@@ -178,8 +181,8 @@ def test_deployment_on_a_real_prefect_server(proj, tmp_path):
         assert "POOLS 1 process process" in lines
         assert "DEPLOYMENT detection/nightly cpu [('0 2 * * *', 'UTC')]" in lines
         assert "DEPLOYMENT refiner-sweep/weekly cpu [('0 3 * * 6', 'UTC')]" in lines
-        for domain, hour in DOMAIN_HOURS.items():
-            assert f"DEPLOYMENT {domain}/nightly cpu [('0 {hour} * * *', 'UTC')]" in lines
+        for domain in GAN_DOMAINS:
+            assert f"DEPLOYMENT {domain}/nightly cpu [({DOMAINS[domain].cron!r}, 'UTC')]" in lines
         assert "DEPLOYMENT run-stages/gpu gpu []" in lines
         flow_run_id = next(line.split()[1] for line in lines if line.startswith("TRIGGERED"))
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.io.atomic import write_json_atomic
-from pipeline.io.predictions import read_predictions
+from pipeline.detection.predictions import read_predictions
 from pipeline.metrics.detection import best_threshold, coco_ap, prf1
 from pipeline.params import load_params
 from stages.detection import train_detector
@@ -147,7 +147,7 @@ def test_evaluate_with_inception_weights_reports_fid(work, tmp_path):
 
 def test_training_sets_are_folders_of_their_own(work):
     """Each set folder holds only its parts (so its detectors depend on it alone), with the sources' bytes."""
-    from pipeline.detection_sets import compose, load_set, parse_set
+    from pipeline.detection.detector.sets import compose, load_set, parse_set
 
     sets = work / "data/sets"
     assert sorted(p.name for p in sets.iterdir()) == sorted(SETS)
@@ -180,7 +180,7 @@ def _evaluate(work) -> subprocess.CompletedProcess:
 
 
 def test_refiner_config_runs_and_compare(work):
-    """evaluate logs one MLflow run per refiner config; pipeline.compare shows the runs behind the workspace's
+    """evaluate logs one MLflow run per refiner config; pipeline.detection.compare shows the runs behind the workspace's
     results, not the latest ones (an override experiment that ran later)."""
     from pipeline.params import load_params as load
 
@@ -206,7 +206,7 @@ def test_refiner_config_runs_and_compare(work):
     assert "refiner_train_seconds" in m and "f1_test" == sorted(m)[0]  # the compare view's default metric axis
 
     def compare(*args):
-        return subprocess.run([sys.executable, "-m", "pipeline.compare", *args], cwd=work, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "pipeline.detection.compare", *args], cwd=work, capture_output=True,
                               text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
     out = compare()

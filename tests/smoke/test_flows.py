@@ -319,7 +319,7 @@ def test_sweep_overrides_validate_and_add_configs(tmp_path):
 
 
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.flows.detection", "--root", str(root), *args],
+    return subprocess.run([sys.executable, "-m", "pipeline.flows", "detection", "--root", str(root), *args],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PREFECT_HOME": str(root.parent / "prefect-home")})
 

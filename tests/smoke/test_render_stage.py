@@ -10,8 +10,8 @@ import pytest
 
 from pipeline.io.coco import read_coco
 from pipeline.io.images import load_mask, load_rgb
-from pipeline.render.annotate import sphere_box
-from pipeline.render.fisheye import Fisheye
+from pipeline.detection.render.annotate import sphere_box
+from pipeline.detection.render.fisheye import Fisheye
 from tests.conftest import ROOT, run_stage, write_params
 
 

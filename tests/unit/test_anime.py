@@ -9,7 +9,7 @@ from PIL import Image
 
 from pipeline.anime.data import folder_labels, load_face, load_source, read_prepared, split, to_uint8, to_unit, \
     write_prepared
-from pipeline.anime.detector import _Imaging, detect, detection_stats
+from pipeline.anime.face_detector import _Imaging, detect, detection_stats
 from pipeline.anime.evaluation import diversity
 from pipeline.anime.faces import ATTRIBUTES, HAIR, draw_face, draw_faces
 from pipeline.anime.gan import FixedLatents, generate, interpolation, progress_strip, train

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import binary_erosion, gaussian_filter
 
-from pipeline.crops import (CropGeom, crop, crop_affine, crop_affine_inv, crop_geometry, crop_mask,
+from pipeline.detection.crops.geometry import (CropGeom, crop, crop_affine, crop_affine_inv, crop_geometry, crop_mask,
                             radial_distance, reinsert)
 
 H, W = 336, 448

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.detection_sets import DetectionData, Part, compose, load_samples, parse_set
+from pipeline.detection.detector.sets import DetectionData, Part, compose, load_samples, parse_set
 from pipeline.errors import PipelineError
 from pipeline.params import parse_params
 from tests.conftest import write_box_dataset

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.detection_sets import DetectionData, load_samples
+from pipeline.detection.detector.sets import DetectionData, load_samples
 from pipeline.metrics.detection import best_threshold, prf1
-from pipeline.nn.squeezedet import SqueezeDet, kmeans_anchors
-from pipeline.params import TrainDetectorParams
-from pipeline.train.detector import fit, load_detector, predict_data, save_detector
+from pipeline.detection.detector.squeezedet import SqueezeDet, kmeans_anchors
+from pipeline.detection.params import TrainDetectorParams
+from pipeline.detection.detector.training import fit, load_detector, predict_data, save_detector
 from pipeline.train.device import deterministic, pick_device
 from tests.conftest import write_box_dataset
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.render.fisheye import Fisheye
+from pipeline.detection.render.fisheye import Fisheye
 from tests.conftest import ROOT
 
 CAMERA = {"width": 448, "height": 336, "lens_mm": 3.0, "sensor_mm": 12.0, "fov_deg": 180.0,
@@ -18,7 +18,7 @@ FISH = Fisheye(**{**CAMERA, "position": tuple(CAMERA["position"])})
 
 def _rendered_centroid(point, tmp_path) -> np.ndarray:
     out = tmp_path / "marker.png"
-    subprocess.run([sys.executable, "-m", "pipeline.render.blender.marker", json.dumps(CAMERA),
+    subprocess.run([sys.executable, "-m", "pipeline.detection.render.blender.marker", json.dumps(CAMERA),
                     *map(str, point), str(out)], cwd=ROOT, check=True, capture_output=True)
     a = np.asarray(Image.open(out).convert("L"), dtype=float)
     ys, xs = np.nonzero(a > 8)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pipeline.nn.gan1d import Discriminator1D, Generator1D
+from pipeline.sensor.nets import Discriminator1D, Generator1D
 from pipeline.train.adversarial import AdversarialTrainer, TrainConfig, balance_mode
 from pipeline.train.gan import LabelledSampler, LatentGanFamily
 

@@ -7,9 +7,10 @@ import torch
 import torchvision
 
 from pipeline.errors import PipelineError
-from pipeline.nn.aggan import AttentionNet, compose, threshold_foreground
-from pipeline.nn.cyclegan import PatchDiscriminator, ResnetBlock, ResnetGenerator, init_weights
-from pipeline.nn.vgg import VGG_LAYERS, WEIGHTS_FILE, VGGFeatures, resolve_vgg_weights
+from pipeline.detection.refiner.attention import AttentionNet, compose, threshold_foreground
+from pipeline.detection.refiner.nets import PatchDiscriminator, ResnetBlock, ResnetGenerator
+from pipeline.nn.init import init_normal
+from pipeline.detection.refiner.vgg import VGG_LAYERS, WEIGHTS_FILE, VGGFeatures, resolve_vgg_weights
 
 
 def _img(b: int = 2, c: int = 3, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
@@ -66,11 +67,11 @@ def test_generator_rejects_bad_config_and_size():
 
 
 def test_init_weights():
-    g = init_weights(ResnetGenerator(ngf=8, n_blocks=1), gain=0.02)
+    g = init_normal(ResnetGenerator(ngf=8, n_blocks=1), gain=0.02)
     w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.002
     assert all((m.bias == 0).all() for m in g.modules() if isinstance(m, torch.nn.Conv2d))
-    bn = init_weights(torch.nn.BatchNorm2d(4096))
+    bn = init_normal(torch.nn.BatchNorm2d(4096))
     assert abs(bn.weight.mean().item() - 1) < 0.005 and (bn.bias == 0).all()
 
 
@@ -95,7 +96,7 @@ def test_discriminator_default_channels_and_features():
 
 
 def test_discriminator_receptive_field_is_70():
-    d = init_weights(PatchDiscriminator(ndf=4))
+    d = init_normal(PatchDiscriminator(ndf=4))
     for block in d.blocks:  # InstanceNorm mixes the whole image; check the conv geometry only
         for i, m in enumerate(block):
             if isinstance(m, torch.nn.InstanceNorm2d):

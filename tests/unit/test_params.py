@@ -55,3 +55,54 @@ def test_bad_yaml_is_one_line(tmp_path):
 def test_digest_changes_with_values():
     assert parse_params({"crop": {"size": 64}}).digest() != parse_params({"crop": {"size": 96}}).digest()
     assert yaml.safe_load("{}") == {}
+
+
+@pytest.mark.parametrize("configs, message", [
+    ({"X": {"arch": "cyclegan", "losses": {"cyc_pixle": 10}}}, "refine.configs.X.losses.cyc_pixle: unknown loss term"),
+    ({"X": {"arch": "cyclegan", "losses": {"cyc_pixel": "ten"}}}, "refine.configs.X.losses.cyc_pixel: expected float"),
+    ({"X": {"arch": "cyclegan", "skip": "yes"}}, "refine.configs.X.skip: expected bool, got 'yes'"),
+    ({"X": {"arch": "cyclegn"}}, "refine.configs.X.arch: unknown arch 'cyclegn'"),
+    ({"X": {"arch": "identity", "ngf": 8}}, "refine.configs.X.ngf: unknown key for arch identity"),
+    ({"X": "cyclegan"}, "refine.configs.X: expected a mapping"),
+])
+def test_every_refiner_config_is_validated_at_load(configs, message):
+    # also a config that refine.run does not train: a typo stops before any stage runs, not after render
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["refine"]["configs"].update(configs)
+    with pytest.raises(PipelineError) as err:
+        parse_params(raw)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_refiner_loss_terms_match_the_implemented_losses():
+    from pipeline.detection.params import LOSS_TERMS, VGG_TERMS
+    from pipeline.detection.refiner.losses import LOSSES
+
+    assert tuple(LOSSES) == LOSS_TERMS and VGG_TERMS <= set(LOSS_TERMS)
+
+
+def _validate(args, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pipeline.params", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_params_cli_validates_a_file_or_a_profile(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    ok = _validate([], tmp_path)
+    assert (ok.returncode, ok.stdout.strip()) == (0, "ok"), ok.stderr
+    (tmp_path / "fast.yaml").write_text("train_detector:\n  epochs: 2\n")
+    assert _validate(["fast.yaml"], tmp_path).stdout.strip() == "ok"
+    (tmp_path / "typo.yaml").write_text("refine:\n  configs:\n    C_CP_S: {arch: cyclegan, losses: {cyc_pxl: 1}}\n")
+    bad = _validate(["typo.yaml"], tmp_path)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        "error: refine.configs.C_CP_S.losses.cyc_pxl: unknown loss term (known: gan, cyc_pixel, id_pixel, cyc_feat, "
+        "id_feat, cyc_disc_feat, mean_feat)"]
+    raw["crop"]["size"] = "128px"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    bad = _validate([], tmp_path)
+    assert bad.returncode == 2 and "crop.size: expected int" in bad.stderr and "Traceback" not in bad.stderr

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.nn.vgg import VGGFeatures
+from pipeline.detection.refiner.vgg import VGGFeatures
 from pipeline.params import parse_params
 from pipeline.train.adversarial import AdversarialTrainer, TrainConfig, UnpairedSampler, lr_factor
-from pipeline.train.cyclegan import FAMILIES, parse_spec
-from pipeline.train.losses import LOSSES, CycleContext
+from pipeline.detection.params import parse_spec
+from pipeline.detection.refiner.training import FAMILIES
+from pipeline.detection.refiner.losses import LOSSES, CycleContext
 from pipeline.train.pool import ImagePool
-from pipeline.train.refiner import spec_of
 from tests.conftest import ROOT
 
 TINY = {"ngf": 8, "n_blocks": 2, "ndf": 8}
@@ -101,14 +101,14 @@ def test_all_seed_configs_parse_and_unknown_names_list_known():
     assert names == {"C_CP", "C_CPCF", "C_CPCFIF", "C_CPCFIP", "D", "M", "A",
                      "C_CP_S", "C_CPCF_S", "C_CPCFIF_S", "C_CPCFIP_S", "D_S", "M_S", "A_S"}
     for n in p.configs:
-        spec = spec_of(p, n)
+        spec = p.spec(n)
         assert spec.skip == n.endswith("_S") or "_S_" in n or spec.arch == "identity"
     for n in p.run:
-        assert not spec_of(p, n).needs_vgg, "demo configs must run offline"
+        assert not p.spec(n).needs_vgg, "demo configs must run offline"
     with pytest.raises(PipelineError, match=r"unknown config 'C_XX' \(known: A, A_S, C_CP"):
-        spec_of(p, "C_XX")
+        p.spec("C_XX")
     with pytest.raises(PipelineError, match="refine.configs.x.losses.cyc_pix: unknown loss term"):
         parse_spec("x", {"arch": "cyclegan", "losses": {"cyc_pix": 1}}, {})
     with pytest.raises(PipelineError, match="refine.configs.x.skip: expected bool"):
         parse_spec("x", {"arch": "cyclegan", "skip": "yes"}, {})
-    assert dataclasses.asdict(spec_of(p, "D"))["losses"]["cyc_disc_feat"] == 1e-5
+    assert dataclasses.asdict(p.spec("D"))["losses"]["cyc_disc_feat"] == 1e-5

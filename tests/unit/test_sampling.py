@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 
-from pipeline.params import CameraParams, SceneParams
-from pipeline.render.sampling import PERSON_RADIUS, Desk, head_of, sample_scene
+from pipeline.detection.params import CameraParams, SceneParams
+from pipeline.detection.render.sampling import PERSON_RADIUS, Desk, head_of, sample_scene
 
 SCENE, CAM = SceneParams(), CameraParams()
 

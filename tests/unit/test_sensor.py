@@ -6,7 +6,7 @@ import torch
 
 from pipeline.errors import PipelineError
 from pipeline.metrics.timeseries import discriminative_score, psd_distance
-from pipeline.nn.gan1d import Classifier1D, Discriminator1D, Generator1D
+from pipeline.sensor.nets import Classifier1D, Discriminator1D, Generator1D
 from pipeline.params import parse_params
 from pipeline.sensor.data import (
     MinMaxScaler,

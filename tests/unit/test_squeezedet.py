@@ -9,8 +9,8 @@ import torchvision
 from torchvision.ops import box_iou
 
 from pipeline.errors import PipelineError
-from pipeline.nn.squeezedet import WEIGHTS_FILE, SqueezeDet, decode, encode, kmeans_anchors
-from pipeline.train.detector import predict, squeezedet_loss, train_epoch
+from pipeline.detection.detector.squeezedet import WEIGHTS_FILE, SqueezeDet, decode, encode, kmeans_anchors
+from pipeline.detection.detector.training import predict, squeezedet_loss, train_epoch
 from pipeline.train.device import pick_device
 
 H, W = 96, 128

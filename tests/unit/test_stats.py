@@ -38,7 +38,7 @@ def test_regression_recovers_a_line():
 
 
 def test_report_says_when_intervals_overlap():
-    from pipeline.report import separation
+    from pipeline.detection.report import separation
 
     a = mean_ci([0.80, 0.82, 0.81])
     b = mean_ci([0.50, 0.52, 0.51])

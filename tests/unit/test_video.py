@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.nn.gan1d import init_dcgan
-from pipeline.nn.video_clf import C3D, CLASSIFIERS, R2Plus1D, build_classifier
-from pipeline.nn.video_gan import VideoDiscriminator, VideoGenerator, inflate
+from pipeline.nn.init import init_normal
+from pipeline.video.scorers import C3D, CLASSIFIERS, R2Plus1D, build_classifier
+from pipeline.video.nets import VideoDiscriminator, VideoGenerator, inflate
 from pipeline.params import parse_params, parse_section
 from pipeline.train.adversarial import AdversarialTrainer, TrainConfig
 from pipeline.video import moving_mnist as mm
-from pipeline.video.data import ClipSet, to_uint8, to_unit
+from pipeline.train.pixels import to_uint8, to_unit
+from pipeline.video.data import ClipSet
 from pipeline.video.evaluation import Scorer, fit, temporal_change, uniform_noise
 from pipeline.video.gan import VideoGanFamily, interpolate, train
 from pipeline.video.params import VideoClassifyParams, VideoTrainGanParams
@@ -90,7 +91,7 @@ def _trained_twins(size=32, frames=8, norm="batch"):
     g2, g3 = VideoGenerator(2, 1, size, frames, 16, 4), VideoGenerator(3, 1, size, frames, 16, 4)
     d2, d3 = VideoDiscriminator(2, 1, size, frames, 4, norm), VideoDiscriminator(3, 1, size, frames, 4, norm)
     for net in (g2, d2):
-        init_dcgan(net)
+        init_normal(net)
         for m in net.modules():  # pretend training moved the norm statistics
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.normal_()

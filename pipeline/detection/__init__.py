@@ -1,0 +1,1 @@
+"""The detection pipeline (the flagship): render, crops, refiner, detector, evaluation, report, compare."""

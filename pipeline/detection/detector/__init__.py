@@ -1,0 +1,1 @@
+"""The SqueezeDet detector, its training sets and its training."""

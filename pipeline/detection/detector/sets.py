@@ -1,0 +1,169 @@
+"""Detector training sets: the images and boxes a set name stands for (the names' grammar is in
+``pipeline.detection.params``), materialised as folders of their own, and the loaders that feed them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline.detection.params import REAL, SYNTHETIC, Part, parse_set, refiners_of  # noqa: F401 (the set grammar)
+from pipeline.errors import PipelineError
+from pipeline.io.atomic import write_json_atomic
+from pipeline.io.coco import read_coco
+from pipeline.io.images import load_rgb
+
+@dataclass(frozen=True)
+class Sample:
+    """One image and its target boxes (M,4) xyxy in source pixels."""
+
+    image: Path
+    boxes: np.ndarray
+    width: int
+    height: int
+
+
+def load_samples(root: Path, target: str = "head") -> list[Sample]:
+    """Every image of ``root/coco.json`` with its head (or person) boxes as xyxy."""
+    coco = read_coco(root / "coco.json", image_root=root, allow_empty=False)
+    by_image: dict[int, list[list[float]]] = {im.id: [] for im in coco.images}
+    for a in coco.annotations:
+        x, y, w, h = a.head_bbox if target == "head" else a.bbox
+        by_image[a.image_id].append([x, y, x + w, y + h])
+    return [Sample(root / im.file_name, np.asarray(by_image[im.id], dtype=np.float32).reshape(-1, 4),
+                   im.width, im.height) for im in coco.images]
+
+
+def compose(parts: Sequence[Part], roots: dict[str, Path], target: str, seed: int,
+            n_real: int | None = None) -> list[Sample]:
+    """The samples of a training set; ``roots`` maps each part's source to its dataset folder.
+
+    A ``<k>x`` part draws round(k * ``n_real``) images without replacement (seeded), capped at the
+    size of that part's set; ``n_real`` defaults to the size of ``roots["R"]``.
+    """
+    loaded = {src: load_samples(roots[src], target) for src in dict.fromkeys(p.source for p in parts)}
+    if n_real is None and any(p.ratio is not None for p in parts):
+        n_real = len(loaded[REAL]) if REAL in loaded else len(load_samples(roots[REAL], target))
+    rng = np.random.default_rng(seed)
+    out: list[Sample] = []
+    for part in parts:
+        samples = loaded[part.source]
+        if part.ratio is not None:
+            n = min(len(samples), int(round(part.ratio * n_real)))
+            samples = [samples[i] for i in sorted(rng.choice(len(samples), size=n, replace=False))]
+        out.extend(samples)
+    return out
+
+
+SET_FILE = "set.json"
+
+
+def materialise(name: str, parts: Sequence[Part], roots: dict[str, Path], out: Path, link: str = "hardlink") -> int:
+    """Write training set ``name`` as a folder of its own: ``out/<source>/`` (coco.json + the images it
+    names, hard-linked or copied) per part, and ``out/set.json`` (parts, ratios, and |R_train| when a
+    ``<k>x`` part needs it). A detector that depends on this folder alone reruns only when its own data
+    changes. Returns the number of images written.
+    """
+    n = 0
+    for src in dict.fromkeys(p.source for p in parts):
+        coco = read_coco(roots[src] / "coco.json", image_root=roots[src], allow_empty=False)  # validates
+        for im in coco.images:
+            dst = out / src / im.file_name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            _place(roots[src] / im.file_name, dst, link)
+        raw = json.loads((roots[src] / "coco.json").read_text())  # as written, boxes unrounded
+        for im in raw["images"]:
+            im.pop("mask_file", None)  # detectors read boxes, not masks
+        write_json_atomic(out / src / "coco.json", raw)
+        n += len(coco.images)
+    ratios = any(p.ratio is not None for p in parts)
+    n_real = len(read_coco(roots[REAL] / "coco.json").images) if ratios else None
+    write_json_atomic(out / SET_FILE, {"name": name, "parts": [{"source": p.source, "ratio": p.ratio} for p in parts],
+                                       "n_real": n_real})
+    return n
+
+
+def _place(src: Path, dst: Path, link: str) -> None:
+    if link == "hardlink":
+        try:
+            os.link(src, dst)
+            return
+        except OSError:  # another filesystem, or links not supported: copy instead
+            pass
+    shutil.copyfile(src, dst)
+
+
+def load_set(folder: Path, target: str, seed: int) -> list[Sample]:
+    """The samples of a training set written by ``materialise`` (``<k>x`` parts drawn with ``seed``)."""
+    try:
+        meta = json.loads((folder / SET_FILE).read_text())
+        parts = [Part(p["source"], p["ratio"]) for p in meta["parts"]]
+    except FileNotFoundError:
+        raise PipelineError(f"{folder / SET_FILE}: missing; run the training_sets stage first") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise PipelineError(f"{folder / SET_FILE}: not a training-set description (parts, n_real)") from None
+    return compose(parts, {p.source: folder / p.source for p in parts}, target, seed, meta.get("n_real"))
+
+
+class DetectionData(torch.utils.data.Dataset):
+    """Samples resized to ``size`` (H,W): items are (image (3,H,W) in [-1,1], boxes (M,4) xyxy resized).
+
+    With ``augment`` each item is flipped left-right and/or top-bottom with probability 1/2 (both are
+    symmetries of a top-down fisheye about its centre); the draw depends on (seed, epoch, index) only.
+    """
+
+    def __init__(self, samples: Sequence[Sample], size: tuple[int, int], augment: bool = False, seed: int = 0):
+        self.samples, self.size, self.augment, self.seed, self.epoch = list(samples), size, augment, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def scale(self, i: int) -> tuple[float, float]:
+        """(sx, sy) taking network-input pixels of item ``i`` back to its source image's pixels."""
+        s = self.samples[i]
+        return s.width / self.size[1], s.height / self.size[0]
+
+    def box_sizes(self) -> np.ndarray:
+        """(M,2) widths and heights of every box in network-input pixels (for anchor k-means)."""
+        wh = [(s.boxes[:, 2:] - s.boxes[:, :2]) / np.array(self.scale(i), np.float32)
+              for i, s in enumerate(self.samples)]
+        return np.concatenate(wh) if wh else np.zeros((0, 2), np.float32)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s, (h, w) = self.samples[i], self.size
+        rgb = load_rgb(s.image)
+        if rgb.shape[:2] != (s.height, s.width):
+            raise PipelineError(f"{s.image}: image is {rgb.shape[1]}x{rgb.shape[0]} but its COCO entry says "
+                                f"{s.width}x{s.height}")
+        if (h, w) != rgb.shape[:2]:
+            rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+        boxes = torch.from_numpy(s.boxes * np.array([w / s.width, h / s.height] * 2, dtype=np.float32))
+        x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+        if self.augment:
+            flip_x, flip_y = np.random.default_rng([self.seed, self.epoch, i]).random(2) < 0.5
+            if flip_x:
+                x, boxes = x.flip(-1), torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], 1)
+            if flip_y:
+                x, boxes = x.flip(-2), torch.stack([boxes[:, 0], h - boxes[:, 3], boxes[:, 2], h - boxes[:, 1]], 1)
+        return x, boxes.reshape(-1, 4)
+
+
+def collate(items: list[tuple[torch.Tensor, torch.Tensor]]):
+    """(images (B,3,H,W), [boxes (Mi,4)], [labels (Mi,) zeros]) for the single class."""
+    images = torch.stack([x for x, _ in items])
+    boxes = [b for _, b in items]
+    return images, boxes, [torch.zeros(len(b), dtype=torch.long) for b in boxes]
+
+
+def loader(data: DetectionData, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0):
+    """A DataLoader whose shuffling depends on ``seed`` and ``data.epoch`` only."""
+    gen = torch.Generator().manual_seed(seed * 1000003 + data.epoch)
+    return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen,
+                                       collate_fn=collate, num_workers=workers)
