@@ -50,9 +50,10 @@ class Params:
             raise AttributeError(name) from None
 
     def digest(self, pipeline: str | None = None) -> str:
-        """Stable hash of the params file, or of one pipeline's sections only (the MLflow tag ``params_hash``:
-        a sensor knob does not change the detection runs' hash)."""
-        raw = self.raw if pipeline is None else {k: v for k, v in self.raw.items() if k in pipeline_sections(pipeline)}
+        """Stable hash of the params file, or of a registered pipeline's sections only (the MLflow tag
+        ``params_hash``: a sensor knob does not change the detection runs' hash)."""
+        raw = self.raw if pipeline not in DOMAINS else {k: v for k, v in self.raw.items()
+                                                         if k in pipeline_sections(pipeline)}
         return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
 
 
