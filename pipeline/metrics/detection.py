@@ -40,7 +40,8 @@ def match(pred_boxes: ArrayLike, pred_scores: ArrayLike, gt_boxes: ArrayLike,
     """Greedy one-to-one matching of one image, as COCOeval does it.
 
     Predictions are visited by descending score (stable sort); each takes the still-unmatched
-    ground-truth box with the highest IoU, if that IoU is >= ``iou_thresh``.
+    ground-truth box with the highest IoU, if that IoU is >= ``iou_thresh``; on an exact IoU tie the
+    last such ground-truth box, as COCOeval's ``evaluateImg`` (its ``<`` comparison lets a later tie win).
     Returns ``(tp, scores, n_gt)``: a bool per prediction and the scores, both in that order.
     """
     boxes, scores, gt = _boxes(pred_boxes), _scores(pred_scores), _boxes(gt_boxes)
@@ -56,7 +57,7 @@ def match(pred_boxes: ArrayLike, pred_scores: ArrayLike, gt_boxes: ArrayLike,
     thresh = min(iou_thresh, 1 - 1e-10)  # same clamp as COCOeval
     for i, row in enumerate(ious):
         cand = np.where(taken, -1.0, row)
-        j = int(np.argmax(cand))
+        j = len(cand) - 1 - int(np.argmax(cand[::-1]))  # the last of the best (COCOeval)
         if cand[j] >= thresh:
             taken[j] = tp[i] = True
     return tp, scores, len(gt)

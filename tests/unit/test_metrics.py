@@ -60,6 +60,21 @@ def test_mismatched_lengths_are_a_user_error():
         prf1([_pred([], [])], [torch.zeros(0, 4)] * 2)
 
 
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_exact_iou_tie_goes_to_the_last_gt_as_in_cocoeval(order):
+    # A overlaps both gts with IoU exactly 90/110; B overlaps only gt "left" (IoU 2/3; 3/7 with "right").
+    # COCOeval gives a tie to the later gt, so the outcome depends on the gt order; we must agree with it.
+    left, right = [0.0, 0.0, 10.0, 10.0], [2.0, 0.0, 12.0, 10.0]
+    gt = torch.tensor([[left, right][i] for i in order])
+    pred = _pred([[1, 0, 11, 10], [-2, 0, 8, 10]], [0.9, 0.8])
+    tp, _, _ = match(pred["boxes"], pred["scores"], gt)
+    expected_tp = [True, True] if order == (0, 1) else [True, False]  # A takes the last gt
+    assert tp.tolist() == expected_tp
+    ours = ap_from_matches(match_all([pred], [gt], 0.5))
+    assert ours == pytest.approx(coco_ap([pred], [gt])["ap50"], abs=1e-9)
+    assert prf1([pred], [gt])["tp"] == sum(expected_tp)
+
+
 # ---------------------------------------------------------------- datasets
 
 def _random_dataset(seed: int = 0, n_images: int = 20):

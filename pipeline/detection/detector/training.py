@@ -127,14 +127,16 @@ def predict(model: nn.Module, x: torch.Tensor, conf_thresh: float = 0.0, nms_iou
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Iterable[Batch], setup: DeviceSetup,
-                max_grad_norm: float | None = None, desc: str = "detector", **loss_kw: float) -> float:
+                max_grad_norm: float | None = None, desc: str = "detector", **loss_kw: float) -> dict[str, float]:
     """One pass over ``batches`` of (images (B,3,H,W) in [-1,1], [boxes (Mi,4) xyxy], [labels (Mi,)]).
 
     Forward under ``setup.autocast()``, loss in fp32 (``loss_kw`` go to :func:`squeezedet_loss`),
-    optional gradient-norm clipping. Returns the mean batch loss; a non-finite loss raises.
+    optional gradient-norm clipping. Returns the batch means of the loss and of each term (``loss``,
+    ``bbox``, ``conf_pos``, ``conf_neg``, ``cls``, ``n_pos``, ``iou_pos``); a non-finite loss raises.
     """
     model.train()
-    total, n = 0.0, 0
+    totals: dict[str, float] = {}
+    n = 0
     bar = tqdm(batches, desc=desc, unit="batch", leave=False)
     for images, boxes, labels in bar:
         images = setup.batch(images)
@@ -150,12 +152,12 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Iterable[
         if max_grad_norm:
             nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
         opt.step()
-        total += logs["loss"]
+        totals = {k: totals.get(k, 0.0) + v for k, v in logs.items()}
         n += 1
         bar.set_postfix(loss=f"{logs['loss']:.3f}", pos=int(logs["n_pos"]))
     if n == 0:
         raise PipelineError(f"{desc}: no training batches (is the training set empty?)")
-    return total / n
+    return {k: v / n for k, v in totals.items()}
 
 
 # ---------------------------------------------------------------- seed Algorithm 3: train, select on val
@@ -216,13 +218,13 @@ def fit(model: nn.Module, p: TrainDetectorParams, train: DetectionData, val: Det
     for epoch in range(1, p.epochs + 1):
         train.epoch = epoch
         lr = opt.param_groups[0]["lr"]
-        loss = train_epoch(model, opt, loader(train, p.batch_size, True, seed, p.workers), setup, p.grad_clip,
-                           desc=f"detector epoch {epoch}/{p.epochs}", **loss_kw)
+        terms = train_epoch(model, opt, loader(train, p.batch_size, True, seed, p.workers), setup, p.grad_clip,
+                            desc=f"detector epoch {epoch}/{p.epochs}", **loss_kw)
         sched.step()
         preds = predict_data(model, val, setup, p.batch_size, p.workers, p.nms_iou, p.top_k)
         thr, f1 = best_threshold(preds, gts, iou)
         scores = score_split(preds, gts, thr, iou)
-        rec = {"epoch": epoch, "loss": loss, "lr": lr, "val_f1": f1, "val_threshold": thr,
+        rec = {"epoch": epoch, **terms, "lr": lr, "val_f1": f1, "val_threshold": thr,
                "val_precision": scores["precision"], "val_recall": scores["recall"], "val_ap50": scores["ap50"]}
         history.append(rec)
         if best is None or f1 > best.val_f1:
