@@ -141,6 +141,11 @@ class DetectorLossParams:
     conf_pos: float = _c(75.0, *NONNEG)
     conf_neg: float = _c(100.0, *NONNEG)
     cls: float = _c(1.0, *NONNEG)
+    # squared: sigmoid(conf) regressed to the box's IoU (the paper); bce: cross-entropy towards 1 / 0
+    conf: str = _c("squared", choices=("squared", "bce"))
+    # negatives whose best IoU with a gt box is at least this are left out of the confidence loss
+    # (neither object nor background); 0 trains every non-positive anchor towards "no object" (the paper)
+    ignore_iou: float = _c(0.0, lambda v: 0 <= v < 1, "in [0, 1)")
 
 
 @dataclass(frozen=True)

@@ -135,3 +135,21 @@ def test_load_backbone_from_torchvision_state_dict(tmp_path):
     m.load_backbone(path)
     assert torch.equal(m.features[0].weight, ref.features[0].weight)
     assert torch.equal(m.features[12].expand3x3.weight, ref.features[12].expand3x3.weight)
+
+
+def test_loss_options_bce_and_ignore_band():
+    m = _model()
+    x = _rect_images()
+    out = m(x)
+    labels = [torch.tensor([0]), torch.tensor([0])]
+    base = squeezedet_loss(out, m.anchors_xyxy, GTS, labels)[1]
+    band = squeezedet_loss(out, m.anchors_xyxy, GTS, labels, ignore_iou=0.1)[1]
+    # anchors overlapping a box by IoU in [0.1, 0.5) are neither positive nor negative any more
+    best = torch.stack([box_iou(g, m.anchors_xyxy).max(0).values for g in GTS])
+    in_band = int(((best >= 0.1) & (best <= 0.5)).sum())
+    assert band["n_pos"] == base["n_pos"] and in_band > 0
+    assert band["conf_neg"] != base["conf_neg"]
+    bce = squeezedet_loss(out, m.anchors_xyxy, GTS, labels, conf="bce")[1]
+    # at the initial prior (sigmoid = 0.01) BCE of a positive is -log(0.01) ~ 4.6; of a negative ~ 0.01
+    assert bce["conf_pos"] == pytest.approx(4.6, abs=0.5) and bce["conf_neg"] == pytest.approx(0.01, abs=0.01)
+    assert bce["bbox"] == base["bbox"]

@@ -44,24 +44,27 @@ def match_anchors(anchors_xyxy: torch.Tensor, gt_xyxy: torch.Tensor, iou_thresh:
     return idx
 
 
-def _positives(anchors_xyxy: torch.Tensor, targets: Sequence[torch.Tensor],
-               labels: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Positive mask (B,N) and, for the positives in mask order, their gt boxes (P,4) and labels (P,)."""
+def _positives(anchors_xyxy: torch.Tensor, targets: Sequence[torch.Tensor], labels: Sequence[torch.Tensor]
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positive mask (B,N), each anchor's best IoU with a gt box (B,N) and, for the positives in mask
+    order, their gt boxes (P,4) and labels (P,)."""
     dev = anchors_xyxy.device
-    masks, boxes, labs = [], [], []
+    masks, best, boxes, labs = [], [], [], []
     for gt, lab in zip(targets, labels, strict=True):
         gt, lab = gt.to(dev, torch.float32).reshape(-1, 4), lab.to(dev, torch.long).reshape(-1)
         idx = match_anchors(anchors_xyxy, gt)
         pos = idx >= 0
         masks.append(pos)
+        best.append(box_iou(gt, anchors_xyxy).max(dim=0).values if len(gt) else anchors_xyxy.new_zeros(len(pos)))
         boxes.append(gt[idx[pos]])
         labs.append(lab[idx[pos]])
-    return torch.stack(masks), torch.cat(boxes), torch.cat(labs)
+    return torch.stack(masks), torch.stack(best), torch.cat(boxes), torch.cat(labs)
 
 
 def squeezedet_loss(out: dict[str, torch.Tensor], anchors_xyxy: torch.Tensor, targets: Sequence[torch.Tensor],
                     labels: Sequence[torch.Tensor], lambda_bbox: float = 5.0, lambda_conf_pos: float = 75.0,
-                    lambda_conf_neg: float = 100.0, lambda_cls: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+                    lambda_conf_neg: float = 100.0, lambda_cls: float = 1.0, conf: str = "squared",
+                    ignore_iou: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """SqueezeDet multi-task loss over a batch; returns (scalar loss, logs of floats).
 
     ``out``: the model's deltas (B,N,4), conf (B,N) logits, cls (B,N,C) logits; ``targets[i]`` (Mi,4)
@@ -69,18 +72,26 @@ def squeezedet_loss(out: dict[str, torch.Tensor], anchors_xyxy: torch.Tensor, ta
     bbox: squared error of deltas vs encoded gt, summed over positives / #positives;
     conf: sigmoid(conf) regressed to the IoU of the (detached) decoded box with its gt, over
     positives / #positives, and to 0 over negatives / #negatives; cls: cross-entropy / #positives.
+    ``conf="bce"`` uses binary cross-entropy on the logit instead (target 1 for positives, 0 for
+    negatives); ``ignore_iou`` > 0 leaves negatives overlapping a gt box by at least that IoU out.
     """
-    deltas, conf, cls = out["deltas"].float(), out["conf"].float(), out["cls"].float()
-    pos, gt, lab = _positives(anchors_xyxy, targets, labels)
+    deltas, logit, cls = out["deltas"].float(), out["conf"].float(), out["cls"].float()
+    pos, best_iou, gt, lab = _positives(anchors_xyxy, targets, labels)
+    neg = ~pos & (best_iou < ignore_iou) if ignore_iou > 0 else ~pos
     anchors_pos = anchors_xyxy.float().expand(pos.shape[0], -1, -1)[pos]
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
     d_pos = deltas[pos]
     bbox = ((d_pos - encode(anchors_pos, gt)) ** 2).sum() / max(n_pos, 1)
     with torch.no_grad():
         iou = box_iou(decode(anchors_pos, d_pos), gt).diagonal() if n_pos else d_pos.new_zeros(0)
-    score = torch.sigmoid(conf)
-    conf_pos = ((score[pos] - iou) ** 2).sum() / max(n_pos, 1)
-    conf_neg = (score[~pos] ** 2).sum() / max(n_neg, 1)
+    if conf == "bce":
+        conf_pos = F.binary_cross_entropy_with_logits(logit[pos], torch.ones_like(logit[pos]), reduction="sum")
+        conf_neg = F.binary_cross_entropy_with_logits(logit[neg], torch.zeros_like(logit[neg]), reduction="sum")
+        conf_pos, conf_neg = conf_pos / max(n_pos, 1), conf_neg / max(n_neg, 1)
+    else:
+        score = torch.sigmoid(logit)
+        conf_pos = ((score[pos] - iou) ** 2).sum() / max(n_pos, 1)
+        conf_neg = (score[neg] ** 2).sum() / max(n_neg, 1)
     cls_loss = F.cross_entropy(cls[pos], lab, reduction="sum") / max(n_pos, 1)
     loss = (lambda_bbox * bbox + lambda_conf_pos * conf_pos + lambda_conf_neg * conf_neg
             + lambda_cls * cls_loss)
@@ -210,7 +221,8 @@ def fit(model: nn.Module, p: TrainDetectorParams, train: DetectionData, val: Det
     weights of the epoch with the best validation F1 (ties keep the earlier epoch). The model ends
     with those weights. The test split is never seen here."""
     opt, sched = build_optimizer(model, p)
-    loss_kw = {f"lambda_{k}": v for k, v in dataclasses.asdict(p.loss).items()}
+    loss_kw = {**{f"lambda_{k}": getattr(p.loss, k) for k in ("bbox", "conf_pos", "conf_neg", "cls")},
+               "conf": p.loss.conf, "ignore_iou": p.loss.ignore_iou}
     gts = [s.boxes for s in val.samples]
     best: FitResult | None = None
     best_state: dict[str, torch.Tensor] = {}
