@@ -34,14 +34,19 @@ def match_anchors(anchors_xyxy: torch.Tensor, gt_xyxy: torch.Tensor, iou_thresh:
     Every gt gets its best-IoU anchor (a later gt wins a shared anchor); anchors whose best IoU
     exceeds ``iou_thresh`` take that gt.
     """
+    return _match(anchors_xyxy, gt_xyxy, iou_thresh)[0]
+
+
+def _match(anchors_xyxy: torch.Tensor, gt_xyxy: torch.Tensor, iou_thresh: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`match_anchors`' indices (N,) and each anchor's best IoU with any gt (N,), from one IoU matrix."""
     idx = torch.full((anchors_xyxy.shape[0],), -1, dtype=torch.long, device=anchors_xyxy.device)
     if gt_xyxy.numel() == 0:
-        return idx
+        return idx, anchors_xyxy.new_zeros(anchors_xyxy.shape[0])
     iou = box_iou(gt_xyxy.to(anchors_xyxy), anchors_xyxy)  # (M,N)
     best_iou, best_gt = iou.max(dim=0)
     idx = torch.where(best_iou > iou_thresh, best_gt, idx)
     idx[iou.argmax(dim=1)] = torch.arange(gt_xyxy.shape[0], device=idx.device)
-    return idx
+    return idx, best_iou
 
 
 def _positives(anchors_xyxy: torch.Tensor, targets: Sequence[torch.Tensor], labels: Sequence[torch.Tensor]
@@ -52,10 +57,10 @@ def _positives(anchors_xyxy: torch.Tensor, targets: Sequence[torch.Tensor], labe
     masks, best, boxes, labs = [], [], [], []
     for gt, lab in zip(targets, labels, strict=True):
         gt, lab = gt.to(dev, torch.float32).reshape(-1, 4), lab.to(dev, torch.long).reshape(-1)
-        idx = match_anchors(anchors_xyxy, gt)
+        idx, best_iou = _match(anchors_xyxy, gt, 0.5)
         pos = idx >= 0
         masks.append(pos)
-        best.append(box_iou(gt, anchors_xyxy).max(dim=0).values if len(gt) else anchors_xyxy.new_zeros(len(pos)))
+        best.append(best_iou)
         boxes.append(gt[idx[pos]])
         labs.append(lab[idx[pos]])
     return torch.stack(masks), torch.stack(best), torch.cat(boxes), torch.cat(labs)
