@@ -138,13 +138,11 @@ def expected_deps(module: str) -> list[str]:
     place of its files where the stage runs every module in it."""
     own = module.replace(".", "/") + ".py"
     files = closure_files(module) - {own}
-    folders = sorted({str(Path(f).parent) for f in files for _ in [0]}, key=len)
     whole: list[str] = []
-    for folder in folders:
-        covered = listed_files([folder])
-        while folder not in ("pipeline", "stages") and covered <= files and not any(folder.startswith(w + "/") for w in whole):
+    for folder in sorted({str(Path(f).parent) for f in files}, key=len):  # outer folders first
+        if folder not in PACKAGES and listed_files([folder]) <= files and \
+                not any(folder.startswith(w + "/") for w in whole):
             whole.append(folder)
-            break
     for folder in whole:
         files -= listed_files([folder])
     return [own, *sorted([*files, *whole])]
