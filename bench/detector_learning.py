@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from torchvision.ops import box_iou
@@ -71,7 +70,6 @@ def main() -> None:
     val = DetectionData(load_samples(args.real / "val", p.target), p.input_size)
     test = DetectionData(load_samples(args.real / "test", p.target), p.input_size)
     setup = pick_device(p.device)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     start = time.perf_counter()
     with deterministic(args.seed):
         model = SqueezeDet(1, kmeans_anchors(train.box_sizes(), p.anchors, args.seed), p.input_size, p.width,
