@@ -23,7 +23,7 @@ from torchvision.ops import box_iou
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.detection.detector.sets import DetectionData, load_samples  # noqa: E402
+from pipeline.detection.detector.sets import DetectionData, load_samples, training_data  # noqa: E402
 from pipeline.detection.detector.squeezedet import SqueezeDet, kmeans_anchors  # noqa: E402
 from pipeline.detection.detector.training import fit, predict_data, score_split  # noqa: E402
 from pipeline.metrics.detection import best_threshold  # noqa: E402
@@ -65,7 +65,7 @@ def main() -> None:
         node[leaf] = yaml.safe_load(value)
     p = parse_section(TrainDetectorParams, raw, "train_detector")
     samples = load_samples(args.train, p.target)[:args.images]
-    train = DetectionData(samples, p.input_size, p.augment, args.seed)
+    train = training_data(samples, p, args.seed)
     train_eval = DetectionData(samples, p.input_size)
     val = DetectionData(load_samples(args.real / "val", p.target), p.input_size)
     test = DetectionData(load_samples(args.real / "test", p.target), p.input_size)

@@ -158,17 +158,22 @@ class TrainingSetsParams:
 @dataclass(frozen=True)
 class TrainDetectorParams:
     """SqueezeDet training per training set (seed Algorithm 3); ``sets`` use the grammar of
-    ``pipeline.detection.detector.sets`` (``S``, ``R``, a refiner config, ``+``-joined, ``<k>x`` prefix)."""
+    ``pipeline.detection.params`` (``S``, ``R``, a refiner config, ``+``-joined, ``<k>x`` prefix, ``A>B``
+    pretrain on A then fine-tune on B)."""
 
     sets: list[str] = _c(["S", "R"], lambda v: len(v) > 0 and len(set(v)) == len(v), "(non-empty, no repeats)")
     target: str = _c("head", choices=("head", "person"))
     input_size: tuple[int, int] = _c((336, 448), lambda v: min(v) > 0 and v[0] % 16 == 0 and v[1] % 16 == 0,
                                      "(height, width), positive multiples of 16")
+    patch: Optional[int] = _c(None, lambda v: v is None or (v > 0 and v % 16 == 0), "(a positive multiple of 16, "
+                              "or null for whole images)")
+    patches_per_image: int = _c(8, *POS)  # windows drawn from each image per epoch when patch is set
     width: float = _c(1.0, *POS)
     stride: int = _c(16, choices=(8, 16))
     batch_norm: bool = _c(False)
     anchors: int = _c(9, *POS)
     epochs: int = _c(20, *POS)
+    pretrain_epochs: int = _c(10, *POS)  # the first phase of an 'A>B' set (epochs: its fine-tune phase)
     batch_size: int = _c(8, *POS)
     optimizer: str = _c("adam", choices=("adam", "sgd"))
     lr: float = _c(1e-3, *POS)
@@ -285,7 +290,10 @@ def parse_spec(name: str, cfg: Any, defaults: dict[str, Any]) -> RefinerSpec:
 # A set name is one or more parts joined by ``+``; each part is ``R`` (the real training split R_train), ``S``
 # (the synthetic set) or a refiner config name (its refined set), optionally prefixed by ``<k>x`` to take
 # round(k * |R_train|) images of that part (seed Table 4.6). Examples: ``S``, ``R``, ``R+0.5xC_CP_S``.
+# ``A>B`` pretrains on set A (``train_detector.pretrain_epochs``) and then fine-tunes on set B
+# (``train_detector.epochs``), e.g. ``S>R`` or ``C_CP_S>R`` (beyond the seed).
 REAL, SYNTHETIC = "R", "S"
+THEN = ">"
 _PART = re.compile(r"^(?:(\d+(?:\.\d+)?)x)?([A-Za-z0-9_-]+)$")
 
 
@@ -295,10 +303,27 @@ class Part:
     ratio: float | None = None  # k: round(k * |R_train|) images; None: the whole set
 
 
+def parse_phases(name: str, refiners: Sequence[str], key: str = "train_detector.sets") -> tuple[tuple[Part, ...], ...]:
+    """The training phases of a set name: one (``R+S``) or two (``S>R``: pretrain, then fine-tune)."""
+    phases = name.split(THEN)
+    if len(phases) > 2:
+        raise PipelineError(f"{key}: {name!r}: at most one '{THEN}' (pretrain{THEN}fine-tune, e.g. S{THEN}R)")
+    return tuple(_parse_parts(name, phase, refiners, key) for phase in phases)
+
+
 def parse_set(name: str, refiners: Sequence[str], key: str = "train_detector.sets") -> tuple[Part, ...]:
-    """Parse a set name; errors name ``key``, the set and what is allowed."""
+    """Parse a set name; errors name ``key``, the set and what is allowed. For ``A>B`` the parts of both
+    phases, each source once (its first occurrence)."""
+    parts: dict[str, Part] = {}
+    for phase in parse_phases(name, refiners, key):
+        for part in phase:
+            parts.setdefault(part.source, part)
+    return tuple(parts.values())
+
+
+def _parse_parts(name: str, phase: str, refiners: Sequence[str], key: str) -> tuple[Part, ...]:
     parts, seen = [], set()
-    for raw in name.split("+"):
+    for raw in phase.split("+"):
         m = _PART.match(raw)
         if not m:
             raise PipelineError(f"{key}: {name!r}: part {raw!r} is not '[<k>x]NAME' (e.g. R+0.5xC_CP_S)")

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
-from pipeline.detection.detector.sets import REAL, SYNTHETIC, parse_set  # noqa: E402
+from pipeline.detection.detector.sets import REAL, SYNTHETIC, parse_phases  # noqa: E402
 from pipeline.io.images import load_rgb  # noqa: E402
 from pipeline.detection.predictions import read_predictions  # noqa: E402
 from pipeline.detection.plots import draw_detections  # noqa: E402
@@ -107,8 +107,9 @@ def mix_series(s: Summary, refiners: Sequence[str]) -> dict[str, list[tuple[floa
     n_real = s["sets"][REAL]["train_images"]["mean"]
     series: dict[str, list] = {}
     for name, d in s["sets"].items():
-        parts = parse_set(name, refiners)
-        if len(parts) == 2 and parts[0].source == REAL:
+        phases = parse_phases(name, refiners)
+        parts = phases[0]
+        if len(phases) == 1 and len(parts) == 2 and parts[0].source == REAL:
             k = (d["train_images"]["mean"] - n_real) / n_real
             series.setdefault(parts[1].source, []).append((k, name, d["test_f1"]))
     for c in series:

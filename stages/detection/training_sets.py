@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.detection.detector.sets import REAL, SYNTHETIC, materialise, parse_set, refiners_of
+from pipeline.detection.detector.sets import REAL, SYNTHETIC, materialise, parse_phases, parse_set, refiners_of
 from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir
 from pipeline.detection.params import TrainingSetsParams
@@ -19,9 +19,9 @@ def run(p: TrainingSetsParams, sets: list[str], refiners: list[str], synthetic: 
     counts = {}
     with atomic_dir(out) as tmp:
         for name in sets:
-            parts = parse_set(name, refiners)
-            roots = {REAL: real_train, SYNTHETIC: synthetic, **{c: reinserted / c for c in refiners_of(parts)}}
-            counts[name] = float(materialise(name, parts, roots, tmp / name, p.link))
+            roots = {REAL: real_train, SYNTHETIC: synthetic,
+                     **{c: reinserted / c for c in refiners_of(parse_set(name, refiners))}}
+            counts[name] = float(materialise(name, parse_phases(name, refiners), roots, tmp / name, p.link))
     return {"sets": float(len(sets)), "images": counts}
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.detection.detector.sets import DetectionData, Part, compose, load_samples, parse_set
+from pipeline.detection.detector.sets import (DetectionData, Part, PatchData, compose, load_phases, load_samples, load_set,
+                                              materialise, parse_phases, parse_set)
 from pipeline.errors import PipelineError
 from pipeline.params import parse_params
 from tests.conftest import write_box_dataset
@@ -20,6 +21,12 @@ def test_parse_set_grammar():
     assert parse_set("R+0.5xC_CP_S+2xS", REFINERS) == (Part("R"), Part("C_CP_S", 0.5), Part("S", 2.0))
 
 
+def test_pretrain_then_finetune_grammar():
+    assert parse_phases("R+S", REFINERS) == ((Part("R"), Part("S")),)
+    assert parse_phases("C_CP_S+S>R", REFINERS) == ((Part("C_CP_S"), Part("S")), (Part("R"),))
+    assert parse_set("R+0.5xS>R", REFINERS) == (Part("R"), Part("S", 0.5))  # every source once
+
+
 @pytest.mark.parametrize("name, message", [
     ("R+X", "unknown part 'X'"),
     ("2xR", "R takes no '<k>x' ratio"),
@@ -27,6 +34,9 @@ def test_parse_set_grammar():
     ("R+", "part '' is not"),
     ("R+0xS", "must be > 0"),
     ("R S", "is not '[<k>x]NAME'"),
+    ("S>R>R", "at most one '>'"),
+    ("S>", "part '' is not"),
+    ("S>X", "unknown part 'X'"),
 ])
 def test_parse_set_errors_name_the_key_and_set(name, message):
     with pytest.raises(PipelineError, match="train_detector.sets") as err:
@@ -57,6 +67,18 @@ def test_compose_takes_k_times_real_images(tmp_path):
     assert len(other) == 6
 
 
+def test_pretrain_finetune_set_round_trips_with_its_phases(tmp_path):
+    roots = {"R": write_box_dataset(tmp_path / "r", 4), "S": write_box_dataset(tmp_path / "s", 10, seed=1)}
+    assert materialise("S>R", parse_phases("S>R", []), roots, tmp_path / "set") == 14
+    pre, fine = load_phases(tmp_path / "set", "head", 0)
+    assert [s.image.parent.parent.name for s in pre] == ["S"] * 10
+    assert [s.image.parent.parent.name for s in fine] == ["R"] * 4
+    with pytest.raises(PipelineError, match="two phases"):
+        load_set(tmp_path / "set", "head", 0)
+    assert materialise("R+0.5xS", parse_phases("R+0.5xS", []), roots, tmp_path / "mix") == 14
+    assert len(load_set(tmp_path / "mix", "head", 0)) == 4 + 2
+
+
 def test_items_resize_and_flip_with_their_boxes(tmp_path):
     samples = load_samples(write_box_dataset(tmp_path / "d", 6), "head")
     plain = DetectionData(samples, (96, 128))
@@ -74,3 +96,24 @@ def test_items_resize_and_flip_with_their_boxes(tmp_path):
     assert flips > 0
     assert plain.scale(0) == (0.5, 0.5)
     assert np.allclose(plain.box_sizes(), [[24, 20]] * 6)
+
+
+def test_patches_keep_their_boxes_on_their_pixels(tmp_path):
+    samples = load_samples(write_box_dataset(tmp_path / "d", 6), "head")
+    data = PatchData(samples, (96, 128), patch=48, per_image=4, augment=True, seed=1)
+    assert len(data) == 24
+    moved = set()
+    for j in range(len(data)):
+        x, boxes = data[j]
+        assert x.shape == (3, 48, 48) and x.is_contiguous()
+        bright = (x > 0.9).all(0)
+        for x1, y1, x2, y2 in boxes.round().int().tolist():  # every kept box is bright inside
+            assert bright[y1 + 1:y2 - 1, x1 + 1:x2 - 1].all()
+        if len(boxes) == 0:  # a box cut by the window border by more than half is left out
+            assert bright.sum() < 24 * 20 / 2 + 4 * 24
+        moved.add(tuple(boxes.flatten().round().tolist()))
+    assert len(moved) > 6  # windows differ in position and orientation
+    again = PatchData(samples, (96, 128), patch=48, per_image=4, augment=True, seed=1)
+    assert all(torch.equal(data[j][1], again[j][1]) for j in range(len(data)))  # draws depend on (seed, epoch, j)
+    with pytest.raises(PipelineError, match="train_detector.patch"):
+        PatchData(samples, (96, 128), patch=112, per_image=1)

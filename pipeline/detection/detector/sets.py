@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.detection.params import REAL, SYNTHETIC, Part, parse_set, refiners_of  # noqa: F401 (the set grammar)
+from pipeline.detection.params import (REAL, SYNTHETIC, THEN, Part, TrainDetectorParams,  # noqa: F401 (the set grammar)
+                                       parse_phases, parse_set, refiners_of)
 from pipeline.errors import PipelineError
 from pipeline.io.atomic import write_json_atomic
 from pipeline.io.coco import read_coco
@@ -65,13 +66,15 @@ def compose(parts: Sequence[Part], roots: dict[str, Path], target: str, seed: in
 SET_FILE = "set.json"
 
 
-def materialise(name: str, parts: Sequence[Part], roots: dict[str, Path], out: Path, link: str = "hardlink") -> int:
+def materialise(name: str, phases: Sequence[Sequence[Part]], roots: dict[str, Path], out: Path,
+                link: str = "hardlink") -> int:
     """Write training set ``name`` as a folder of its own: ``out/<source>/`` (coco.json + the images it
-    names, hard-linked or copied) per part, and ``out/set.json`` (parts, ratios, and |R_train| when a
-    ``<k>x`` part needs it). A detector that depends on this folder alone reruns only when its own data
-    changes. Returns the number of images written.
+    names, hard-linked or copied) per source of any phase, and ``out/set.json`` (the phases' parts and
+    ratios, and |R_train| when a ``<k>x`` part needs it). A detector that depends on this folder alone
+    reruns only when its own data changes. Returns the number of images written.
     """
     n = 0
+    parts = [p for phase in phases for p in phase]
     for src in dict.fromkeys(p.source for p in parts):
         coco = read_coco(roots[src] / "coco.json", image_root=roots[src], allow_empty=False)  # validates
         for im in coco.images:
@@ -85,8 +88,8 @@ def materialise(name: str, parts: Sequence[Part], roots: dict[str, Path], out: P
         n += len(coco.images)
     ratios = any(p.ratio is not None for p in parts)
     n_real = len(read_coco(roots[REAL] / "coco.json").images) if ratios else None
-    write_json_atomic(out / SET_FILE, {"name": name, "parts": [{"source": p.source, "ratio": p.ratio} for p in parts],
-                                       "n_real": n_real})
+    write_json_atomic(out / SET_FILE, {"name": name, "phases": [[{"source": p.source, "ratio": p.ratio} for p in phase]
+                                                                for phase in phases], "n_real": n_real})
     return n
 
 
@@ -100,16 +103,27 @@ def _place(src: Path, dst: Path, link: str) -> None:
     shutil.copyfile(src, dst)
 
 
-def load_set(folder: Path, target: str, seed: int) -> list[Sample]:
-    """The samples of a training set written by ``materialise`` (``<k>x`` parts drawn with ``seed``)."""
+def load_phases(folder: Path, target: str, seed: int) -> list[list[Sample]]:
+    """The samples of each training phase of a set written by ``materialise`` (one phase, or pretrain and
+    fine-tune for ``A>B``); ``<k>x`` parts are drawn with ``seed``."""
     try:
         meta = json.loads((folder / SET_FILE).read_text())
-        parts = [Part(p["source"], p["ratio"]) for p in meta["parts"]]
+        phases = [[Part(p["source"], p["ratio"]) for p in phase] for phase in meta["phases"]]
     except FileNotFoundError:
         raise PipelineError(f"{folder / SET_FILE}: missing; run the training_sets stage first") from None
     except (json.JSONDecodeError, KeyError, TypeError):
-        raise PipelineError(f"{folder / SET_FILE}: not a training-set description (parts, n_real)") from None
-    return compose(parts, {p.source: folder / p.source for p in parts}, target, seed, meta.get("n_real"))
+        raise PipelineError(f"{folder / SET_FILE}: not a training-set description (phases, n_real)") from None
+    return [compose(phase, {p.source: folder / p.source for p in phase}, target, seed, meta.get("n_real"))
+            for phase in phases]
+
+
+def load_set(folder: Path, target: str, seed: int) -> list[Sample]:
+    """The samples of a one-phase training set written by ``materialise``."""
+    phases = load_phases(folder, target, seed)
+    if len(phases) != 1:
+        raise PipelineError(f"{folder / SET_FILE}: a pretrain{THEN}fine-tune set has two phases; read it with "
+                            "load_phases")
+    return phases[0]
 
 
 class DetectionData(torch.utils.data.Dataset):
@@ -153,6 +167,61 @@ class DetectionData(torch.utils.data.Dataset):
             if flip_y:
                 x, boxes = x.flip(-2), torch.stack([boxes[:, 0], h - boxes[:, 3], boxes[:, 2], h - boxes[:, 1]], 1)
         return x, boxes.reshape(-1, 4)
+
+
+class PatchData(DetectionData):
+    """Training on windows: ``per_image`` random ``patch`` x ``patch`` windows of every sample (resized to
+    ``size`` first, so pixels match whole-image inference), each containing the centre of a random head
+    (one draw in 10 anywhere in the image). A box keeps its clipped part when at least half of it lies in
+    the window. With ``augment`` each window is also flipped and transposed (the 8 symmetries of a square,
+    all symmetries of a top-down fisheye). Draws depend on (seed, epoch, index) only.
+    """
+
+    def __init__(self, samples: Sequence[Sample], size: tuple[int, int], patch: int, per_image: int,
+                 augment: bool = False, seed: int = 0):
+        super().__init__(samples, size, False, seed)
+        if patch > min(size):
+            raise PipelineError(f"train_detector.patch: {patch} is larger than the input size {tuple(size)}")
+        self.patch, self.per_image, self.flip = patch, per_image, augment
+
+    def __len__(self) -> int:
+        return len(self.samples) * self.per_image
+
+    def __getitem__(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, boxes = super().__getitem__(j // self.per_image)
+        rng, p = np.random.default_rng([self.seed, self.epoch, j]), self.patch
+        (h, w), u = x.shape[-2:], rng.random(5)
+        if len(boxes) and u[0] < 0.9:
+            cx, cy = ((boxes[int(u[1] * len(boxes)), :2] + boxes[int(u[1] * len(boxes)), 2:]) / 2).tolist()
+            x0, y0 = cx - (0.15 + 0.7 * u[2]) * p, cy - (0.15 + 0.7 * u[3]) * p
+        else:
+            x0, y0 = u[2] * (w - p), u[3] * (h - p)
+        x0, y0 = int(min(max(x0, 0), w - p)), int(min(max(y0, 0), h - p))
+        x = x[:, y0:y0 + p, x0:x0 + p]
+        shifted = boxes - torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
+        clipped = shifted.clamp(0, p)
+        kept = _area(clipped) >= 0.5 * _area(shifted)
+        boxes = clipped[kept]
+        if self.flip:
+            if u[4] < 0.5:
+                x, boxes = x.transpose(-1, -2), boxes[:, [1, 0, 3, 2]]
+            flip_x, flip_y = rng.random(2) < 0.5
+            if flip_x:
+                x, boxes = x.flip(-1), torch.stack([p - boxes[:, 2], boxes[:, 1], p - boxes[:, 0], boxes[:, 3]], 1)
+            if flip_y:
+                x, boxes = x.flip(-2), torch.stack([boxes[:, 0], p - boxes[:, 3], boxes[:, 2], p - boxes[:, 1]], 1)
+        return x.contiguous(), boxes.reshape(-1, 4)
+
+
+def _area(b: torch.Tensor) -> torch.Tensor:
+    return (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+
+
+def training_data(samples: Sequence[Sample], p: TrainDetectorParams, seed: int) -> DetectionData:
+    """The training view of ``samples`` under ``train_detector`` params ``p``: whole images, or windows."""
+    if p.patch:
+        return PatchData(samples, p.input_size, p.patch, p.patches_per_image, p.augment, seed)
+    return DetectionData(samples, p.input_size, p.augment, seed)
 
 
 def collate(items: list[tuple[torch.Tensor, torch.Tensor]]):

@@ -167,10 +167,20 @@ class SqueezeDet(nn.Module):
         """N = Hg * Wg * K."""
         return self.anchors_xyxy.shape[0]
 
+    def anchors_for(self, size: Sequence[int]) -> torch.Tensor:
+        """The (N,4) xyxy anchors of an input of ``size`` (H,W): ``anchors_xyxy`` at ``image_size``, else the
+        same anchor shapes on that size's grid (training on patches, see ``train_detector.patch``)."""
+        h, w = (int(v) for v in size)
+        if (h, w) == self.image_size:
+            return self.anchors_xyxy
+        return anchor_grid(self.anchors_wh, (h // self.stride, w // self.stride), self.stride).to(self.anchors_xyxy)
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x (B,3,H,W) in [-1,1] -> deltas (B,N,4), conf (B,N) logits, cls (B,N,C) logits."""
-        if tuple(x.shape[-2:]) != self.image_size:
-            raise ValueError(f"SqueezeDet: expected images of size {self.image_size}, got {tuple(x.shape[-2:])}")
+        """x (B,3,H,W) in [-1,1] -> deltas (B,N,4), conf (B,N) logits, cls (B,N,C) logits.
+
+        H and W are ``image_size`` or any other multiples of 16 (anchors: :meth:`anchors_for`)."""
+        if x.shape[-2] % STRIDE or x.shape[-1] % STRIDE:
+            raise ValueError(f"SqueezeDet: image sides must be multiples of {STRIDE}, got {tuple(x.shape[-2:])}")
         x = ((x + 1.0) * 0.5 - self.mean) / self.std
         y = self.head(self.dropout(self.extra(self.features(x))))
         y = y.permute(0, 2, 3, 1).reshape(y.shape[0], -1, self.num_classes + 5)

@@ -134,7 +134,7 @@ def predict(model: nn.Module, x: torch.Tensor, conf_thresh: float = 0.0, nms_iou
         out = model(x.to(model.anchors_xyxy.device))
     finally:
         model.train(was_training)
-    boxes = decode(model.anchors_xyxy, out["deltas"].float())
+    boxes = decode(model.anchors_for(x.shape[-2:]), out["deltas"].float())
     probs = torch.sigmoid(out["conf"].float())[..., None] * torch.softmax(out["cls"].float(), dim=-1)
     scores, labels = probs.max(dim=-1)
     size = (int(x.shape[-2]), int(x.shape[-1]))
@@ -160,7 +160,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Iterable[
         labels = [lab.to(setup.device, torch.long) for lab in labels]
         with setup.autocast():
             out = model(images)
-        loss, logs = squeezedet_loss(out, model.anchors_xyxy, boxes, labels, **loss_kw)
+        loss, logs = squeezedet_loss(out, model.anchors_for(images.shape[-2:]), boxes, labels, **loss_kw)
         if not torch.isfinite(loss):
             raise PipelineError(f"{desc}: loss became {logs['loss']} after {n} batches; lower the learning rate")
         opt.zero_grad(set_to_none=True)
@@ -221,10 +221,11 @@ def score_split(preds: Sequence[dict], gts: Sequence[Any], threshold: float, iou
 
 
 def fit(model: nn.Module, p: TrainDetectorParams, train: DetectionData, val: DetectionData, iou: float, seed: int,
-        setup: DeviceSetup, on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
-    """Train ``p.epochs`` epochs; after each, pick the F1-maximising threshold on ``val`` and keep the
-    weights of the epoch with the best validation F1 (ties keep the earlier epoch). The model ends
-    with those weights. The test split is never seen here."""
+        setup: DeviceSetup, on_epoch: Callable[[dict[str, float]], None] | None = None, start: int = 0) -> FitResult:
+    """Train ``p.epochs`` epochs (numbered from ``start + 1``, so a fine-tune phase continues the count of
+    its pretrain phase); after each, pick the F1-maximising threshold on ``val`` and keep the weights of
+    the epoch with the best validation F1 (ties keep the earlier epoch). The model ends with those
+    weights. The test split is never seen here."""
     opt, sched = build_optimizer(model, p)
     loss_kw = {**{f"lambda_{k}": getattr(p.loss, k) for k in ("bbox", "conf_pos", "conf_neg", "cls")},
                "conf": p.loss.conf, "ignore_iou": p.loss.ignore_iou}
@@ -232,11 +233,11 @@ def fit(model: nn.Module, p: TrainDetectorParams, train: DetectionData, val: Det
     best: FitResult | None = None
     best_state: dict[str, torch.Tensor] = {}
     history: list[dict[str, float]] = []
-    for epoch in range(1, p.epochs + 1):
+    for epoch in range(start + 1, start + p.epochs + 1):
         train.epoch = epoch
         lr = opt.param_groups[0]["lr"]
         terms = train_epoch(model, opt, loader(train, p.batch_size, True, seed, p.workers), setup, p.grad_clip,
-                            desc=f"detector epoch {epoch}/{p.epochs}", **loss_kw)
+                            desc=f"detector epoch {epoch}/{start + p.epochs}", **loss_kw)
         sched.step()
         preds = predict_data(model, val, setup, p.batch_size, p.workers, p.nms_iou, p.top_k)
         thr, f1 = best_threshold(preds, gts, iou)
