@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--train", type=Path, required=True, help="a folder with coco.json (e.g. data/sets/R/R)")
     ap.add_argument("--real", type=Path, default=Path("data/real"))
     ap.add_argument("--images", type=int, default=None, help="keep the first N training images")
+    ap.add_argument("--rendered", action="store_true",
+                    help="the training images are synthetic or refined (photometric=true randomises their camera)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--select-on-train", action="store_true",
                     help="keep the epoch (and threshold) best on the training images, not on R_val (overfit check)")
@@ -64,7 +66,7 @@ def main() -> None:
             node = node.setdefault(k, {})
         node[leaf] = yaml.safe_load(value)
     p = parse_section(TrainDetectorParams, raw, "train_detector")
-    samples = load_samples(args.train, p.target)[:args.images]
+    samples = [dataclasses.replace(s, rendered=args.rendered) for s in load_samples(args.train, p.target)[:args.images]]
     train = training_data(samples, p, args.seed)
     train_eval = DetectionData(samples, p.input_size)
     val = DetectionData(load_samples(args.real / "val", p.target), p.input_size)

@@ -168,6 +168,7 @@ class TrainDetectorParams:
     patch: Optional[int] = _c(None, lambda v: v is None or (v > 0 and v % 16 == 0), "(a positive multiple of 16, "
                               "or null for whole images)")
     patches_per_image: int = _c(8, *POS)  # windows drawn from each image per epoch when patch is set
+    photometric: bool = _c(False)  # a random camera (white balance, brightness, ..., noise) on windows of rendered images
     width: float = _c(1.0, *POS)
     stride: int = _c(16, choices=(8, 16))
     batch_norm: bool = _c(False)

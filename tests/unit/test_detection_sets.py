@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -115,5 +117,13 @@ def test_patches_keep_their_boxes_on_their_pixels(tmp_path):
     assert len(moved) > 6  # windows differ in position and orientation
     again = PatchData(samples, (96, 128), patch=48, per_image=4, augment=True, seed=1)
     assert all(torch.equal(data[j][1], again[j][1]) for j in range(len(data)))  # draws depend on (seed, epoch, j)
+    rendered = [dataclasses.replace(s, rendered=True) for s in samples]
+    jittered = PatchData(rendered, (96, 128), patch=48, per_image=4, augment=True, seed=1, photometric=True)
+    for j in range(4):  # the random camera changes pixels of rendered images, never geometry, and stays in [-1, 1]
+        x, boxes = jittered[j]
+        assert torch.equal(boxes, data[j][1]) and not torch.equal(x, data[j][0])
+        assert x.min() >= -1 and x.max() <= 1
+    real = PatchData(samples, (96, 128), patch=48, per_image=4, augment=True, seed=1, photometric=True)
+    assert torch.equal(real[0][0], data[0][0])  # real images keep their own camera
     with pytest.raises(PipelineError, match="train_detector.patch"):
         PatchData(samples, (96, 128), patch=112, per_image=1)

@@ -44,8 +44,13 @@ def test_output_shapes_and_anchor_grid():
     # first cell centre (8,8), anchors in the given order; last anchor at the last cell centre
     assert torch.allclose(m.anchors_xyxy[0], torch.tensor([-4.0, -4.0, 20.0, 20.0]))
     assert torch.allclose(m.anchors_xyxy[-1], torch.tensor([120 - 32.0, 88 - 28.0, 120 + 32.0, 88 + 28.0]))
+    # any other multiple of 16 runs on its own grid of the same anchor shapes (training on windows)
+    wider = m(torch.zeros(1, 3, H, W + 16))
+    grid = m.anchors_for((H, W + 16))
+    assert wider["conf"].shape == (1, len(grid)) == (1, (H // 16) * (W // 16 + 1) * len(ANCHORS))
+    assert torch.allclose(grid[0], m.anchors_xyxy[0]) and m.anchors_for((H, W)) is m.anchors_xyxy
     with pytest.raises(ValueError):
-        m(torch.zeros(1, 3, H, W + 16))
+        m(torch.zeros(1, 3, H, W + 8))
 
 
 def test_encode_decode_round_trip():

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ class Sample:
     boxes: np.ndarray
     width: int
     height: int
+    rendered: bool = False  # a synthetic or refined image (its camera is randomised by ``photometric``)
 
 
 def load_samples(root: Path, target: str = "head") -> list[Sample]:
@@ -56,6 +58,8 @@ def compose(parts: Sequence[Part], roots: dict[str, Path], target: str, seed: in
     out: list[Sample] = []
     for part in parts:
         samples = loaded[part.source]
+        if part.source != REAL:
+            samples = [dataclasses.replace(s, rendered=True) for s in samples]
         if part.ratio is not None:
             n = min(len(samples), int(round(part.ratio * n_real)))
             samples = [samples[i] for i in sorted(rng.choice(len(samples), size=n, replace=False))]
@@ -174,15 +178,17 @@ class PatchData(DetectionData):
     ``size`` first, so pixels match whole-image inference), each containing the centre of a random head
     (one draw in 10 anywhere in the image). A box keeps its clipped part when at least half of it lies in
     the window. With ``augment`` each window is also flipped and transposed (the 8 symmetries of a square,
-    all symmetries of a top-down fisheye). Draws depend on (seed, epoch, index) only.
+    all symmetries of a top-down fisheye); with ``photometric`` windows of rendered (synthetic or refined)
+    images get a random camera (:func:`photometric`), real ones keep theirs. Draws depend on (seed, epoch,
+    index) only.
     """
 
     def __init__(self, samples: Sequence[Sample], size: tuple[int, int], patch: int, per_image: int,
-                 augment: bool = False, seed: int = 0):
+                 augment: bool = False, seed: int = 0, photometric: bool = False):
         super().__init__(samples, size, False, seed)
         if patch > min(size):
             raise PipelineError(f"train_detector.patch: {patch} is larger than the input size {tuple(size)}")
-        self.patch, self.per_image, self.flip = patch, per_image, augment
+        self.patch, self.per_image, self.flip, self.photometric = patch, per_image, augment, photometric
 
     def __len__(self) -> int:
         return len(self.samples) * self.per_image
@@ -210,7 +216,27 @@ class PatchData(DetectionData):
                 x, boxes = x.flip(-1), torch.stack([p - boxes[:, 2], boxes[:, 1], p - boxes[:, 0], boxes[:, 3]], 1)
             if flip_y:
                 x, boxes = x.flip(-2), torch.stack([boxes[:, 0], p - boxes[:, 3], boxes[:, 2], p - boxes[:, 1]], 1)
+        if self.photometric and self.samples[j // self.per_image].rendered:
+            x = photometric(x, rng)
         return x.contiguous(), boxes.reshape(-1, 4)
+
+
+def photometric(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A random camera, so that clean renders do not teach a detector their own look: white balance
+    (a gain of x0.75-1.25 per channel), brightness and contrast (x0.6-1.4 each), saturation (x0.5-1.5),
+    Gaussian blur (sigma 0-1.2 px, one draw in two) and pixel noise (sigma 0-0.06 of the range);
+    ``x`` (3,H,W) in [-1,1]."""
+    from torchvision.transforms import functional as TF
+
+    b, c, s, blur, noise = rng.uniform([0.6, 0.6, 0.5, 0.0, 0.0], [1.4, 1.4, 1.5, 2.4, 0.12])
+    gains = torch.as_tensor(rng.uniform(0.75, 1.25, 3), dtype=x.dtype).view(3, 1, 1)
+    y = ((x + 1) / 2 * gains).clamp(0, 1)
+    y = TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(y, b), c), s)
+    if blur > 1.2:
+        y = TF.gaussian_blur(y, [5, 5], [blur - 1.2] * 2)
+    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    y = y + noise / 2 * torch.randn(y.shape, generator=gen)
+    return (y.clamp(0, 1) * 2 - 1).to(x.dtype)
 
 
 def _area(b: torch.Tensor) -> torch.Tensor:
@@ -220,7 +246,7 @@ def _area(b: torch.Tensor) -> torch.Tensor:
 def training_data(samples: Sequence[Sample], p: TrainDetectorParams, seed: int) -> DetectionData:
     """The training view of ``samples`` under ``train_detector`` params ``p``: whole images, or windows."""
     if p.patch:
-        return PatchData(samples, p.input_size, p.patch, p.patches_per_image, p.augment, seed)
+        return PatchData(samples, p.input_size, p.patch, p.patches_per_image, p.augment, seed, p.photometric)
     return DetectionData(samples, p.input_size, p.augment, seed)
 
 
