@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from pipeline.detection.detector.sets import DetectionData, load_samples
+from pipeline.detection.detector.sets import DetectionData, load_samples, training_data
 from pipeline.detection.detector.squeezedet import SqueezeDet, kmeans_anchors
 from pipeline.detection.detector.training import fit, predict_data
 from pipeline.metrics.detection import best_threshold
@@ -24,7 +24,7 @@ from pipeline.train.device import deterministic, pick_device
 from tests.conftest import ROOT
 
 H, W = 128, 160
-IMAGES, STEPS = 4, 150  # one batch of the 4 images per step (the demo config reached 0.9 at step 74)
+IMAGES, EPOCHS = 4, 60  # 60 epochs of 4 steps (4 images x patches_per_image windows, in batches of batch_size)
 
 
 def _heads_dataset(root: Path, n: int, seed: int = 0) -> Path:
@@ -59,16 +59,19 @@ def _heads_dataset(root: Path, n: int, seed: int = 0) -> Path:
 @pytest.mark.timeout(600)
 def test_the_demo_detector_overfits_a_few_images(tmp_path):
     p = load_params(ROOT / "params.yaml").train_detector
-    p = dataclasses.replace(p, input_size=(H, W), epochs=STEPS, batch_size=IMAGES, augment=False)
+    p = dataclasses.replace(p, input_size=(H, W), epochs=EPOCHS, augment=False)
     samples = load_samples(_heads_dataset(tmp_path, IMAGES))
+    train = training_data(samples, p, 0)  # windows when params.yaml sets train_detector.patch
+    steps = EPOCHS * -(-len(train) // p.batch_size)
+    assert steps <= 240
     data = DetectionData(samples, (H, W))
     setup = pick_device("cpu")
     with deterministic(0):
         model = SqueezeDet(1, kmeans_anchors(data.box_sizes(), p.anchors, 0), (H, W), p.width, p.dropout, p.stride,
                            p.batch_norm)
-        result = fit(model, p, data, data, 0.5, 0, setup)  # selects on the training images themselves
+        result = fit(model, p, train, data, 0.5, 0, setup)  # selects on the whole training images themselves
     preds = predict_data(model, data, setup, IMAGES)
     threshold, f1 = best_threshold(preds, [s.boxes for s in samples], 0.5)
     first_at_09 = next((h["epoch"] for h in result.history if h["val_f1"] >= 0.9), None)
     assert f1 >= 0.9, (f1, [round(h["val_f1"], 2) for h in result.history[::20]])
-    print(f"train F1 {f1:.3f} after {STEPS} steps; first >= 0.9 at step {first_at_09}")
+    print(f"train F1 {f1:.3f} after {steps} steps; first >= 0.9 at epoch {first_at_09}")
