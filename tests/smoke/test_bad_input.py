@@ -85,7 +85,7 @@ def test_detector_set_naming_a_refiner_not_run(tmp_path):
 
 
 def test_missing_squeezenet_weights_fail_before_reading_data(tmp_path):
-    write_params(tmp_path, {"train_detector": {"pretrained": True, "width": 1.0,
+    write_params(tmp_path, {"train_detector": {"pretrained": True, "width": 1.0, "batch_norm": False,
                                                "backbone_weights": str(tmp_path / "nowhere.pth")}})
     res = run_stage("stages.detection.train_detector", tmp_path, "--set", "R", "--seed", "0", "--data", "no_data_here",
                     "--real", "no_data_here", "--out", "d", "--plots", "e.csv")
