@@ -154,7 +154,7 @@ def test_training_sets_are_folders_of_their_own(work):
     assert sorted(p.name for p in (sets / "R").iterdir()) == ["R", "set.json"]
     meta = json.loads((sets / "R+1xidentity/set.json").read_text())
     n_real = len(json.loads((work / "data/real/train/coco.json").read_text())["images"])
-    assert meta["n_real"] == n_real and [p["source"] for p in meta["parts"]] == ["R", "identity"]
+    assert meta["n_real"] == n_real and [[p["source"] for p in ph] for ph in meta["phases"]] == [["R", "identity"]]
     assert json.loads((sets / "R/set.json").read_text())["n_real"] is None  # no <k>x part: |R_train| not read
     coco = json.loads((sets / "identity/identity/coco.json").read_text())
     src = json.loads((work / "data/reinserted/identity/coco.json").read_text())

@@ -40,7 +40,8 @@ def test_render_outputs_match_the_data_contract(rendered):
 def test_head_boxes_agree_with_projected_head_spheres(rendered):
     params = json.loads(json.dumps(__import__("yaml").safe_load((rendered / "params.yaml").read_text())))
     cam = params["render"]["camera"]
-    fish = Fisheye(cam["width"], cam["height"], cam["lens_mm"], 12.0, 180.0, (0.0, 0.0, 3.0))
+    fish = Fisheye(cam["width"], cam["height"], cam["lens_mm"], cam["sensor_mm"], cam["fov_deg"],
+                   (0.0, 0.0, cam["mount_m"]))
     coco = read_coco(rendered / "data/render/coco.json")
     checked = 0
     for a in coco.annotations:
