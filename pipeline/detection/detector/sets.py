@@ -198,7 +198,8 @@ class PatchData(DetectionData):
         rng, p = np.random.default_rng([self.seed, self.epoch, j]), self.patch
         (h, w), u = x.shape[-2:], rng.random(5)
         if len(boxes) and u[0] < 0.9:
-            cx, cy = ((boxes[int(u[1] * len(boxes)), :2] + boxes[int(u[1] * len(boxes)), 2:]) / 2).tolist()
+            head = boxes[int(u[1] * len(boxes))]
+            cx, cy = ((head[:2] + head[2:]) / 2).tolist()
             x0, y0 = cx - (0.15 + 0.7 * u[2]) * p, cy - (0.15 + 0.7 * u[3]) * p
         else:
             x0, y0 = u[2] * (w - p), u[3] * (h - p)
