@@ -116,7 +116,8 @@ def test_patches_keep_their_boxes_on_their_pixels(tmp_path):
         moved.add(tuple(boxes.flatten().round().tolist()))
     assert len(moved) > 6  # windows differ in position and orientation
     again = PatchData(samples, (96, 128), patch=48, per_image=4, augment=True, seed=1)
-    assert all(torch.equal(data[j][1], again[j][1]) for j in range(len(data)))  # draws depend on (seed, epoch, j)
+    assert all(torch.equal(data[j][0], again[j][0]) and torch.equal(data[j][1], again[j][1])
+               for j in range(len(data)))  # draws depend on (seed, epoch, j), and a decoded image is reused as read
     rendered = [dataclasses.replace(s, rendered=True) for s in samples]
     jittered = PatchData(rendered, (96, 128), patch=48, per_image=4, augment=True, seed=1, photometric=True)
     for j in range(4):  # the random camera changes pixels of rendered images, never geometry, and stays in [-1, 1]

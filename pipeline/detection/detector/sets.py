@@ -189,12 +189,16 @@ class PatchData(DetectionData):
         if patch > min(size):
             raise PipelineError(f"train_detector.patch: {patch} is larger than the input size {tuple(size)}")
         self.patch, self.per_image, self.flip, self.photometric = patch, per_image, augment, photometric
+        self._images: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # decoded once, cut per_image times an epoch
 
     def __len__(self) -> int:
         return len(self.samples) * self.per_image
 
     def __getitem__(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, boxes = super().__getitem__(j // self.per_image)
+        i = j // self.per_image
+        if i not in self._images:
+            self._images[i] = super().__getitem__(i)
+        x, boxes = self._images[i]
         rng, p = np.random.default_rng([self.seed, self.epoch, j]), self.patch
         (h, w), u = x.shape[-2:], rng.random(5)
         if len(boxes) and u[0] < 0.9:
@@ -217,7 +221,7 @@ class PatchData(DetectionData):
                 x, boxes = x.flip(-1), torch.stack([p - boxes[:, 2], boxes[:, 1], p - boxes[:, 0], boxes[:, 3]], 1)
             if flip_y:
                 x, boxes = x.flip(-2), torch.stack([boxes[:, 0], p - boxes[:, 3], boxes[:, 2], p - boxes[:, 1]], 1)
-        if self.photometric and self.samples[j // self.per_image].rendered:
+        if self.photometric and self.samples[i].rendered:
             x = photometric(x, rng)
         return x.contiguous(), boxes.reshape(-1, 4)
 
