@@ -25,7 +25,7 @@ from pipeline.io.images import load_rgb
 from pipeline.detection.crops.manifest import read_manifest
 from pipeline.metrics.detection import prf1
 from pipeline.metrics.distances import feature_distance, fid_kid
-from pipeline.metrics.stats import mean_ci, regression
+from pipeline.metrics.stats import diff_ci, mean_ci, regression
 from pipeline.detection.detector.squeezedet import SqueezeDet
 from pipeline.detection.detector.training import predict_data
 from pipeline.train.device import DeviceSetup
@@ -57,6 +57,18 @@ def summarise(runs: dict[str, dict[str, float]], sets: Sequence[str], seeds: Seq
     """Per set and metric: mean, std, t-interval at ``level`` and n over the seeds."""
     return {s: {k: mean_ci([runs[run_key(s, seed)][k] for seed in seeds], level) for k in SUMMARY_KEYS}
             for s in sets}
+
+
+def comparisons(runs: dict[str, dict[str, float]], sets: Sequence[str], seeds: Sequence[int], level: float,
+                metric: str = "test_f1") -> list[dict[str, Any]]:
+    """The differences the study asks about, each as Welch's interval over seeds (:func:`diff_ci`):
+    every set against R (does it beat real data?), every set without R against S (does refinement
+    or pretraining beat the raw renders?) and every ``R+X`` against ``R+S`` when that set was trained."""
+    per = {s: [runs[run_key(s, seed)][metric] for seed in seeds] for s in sets}
+    pairs = [(s, "R") for s in sets if s != "R" and "R" in per]
+    pairs += [(s, "S") for s in sets if s not in ("S", "R") and "S" in per and "R" not in s.replace(">", "+").split("+")]
+    pairs += [(s, "R+S") for s in sets if s.startswith("R+") and s != "R+S" and "R+S" in per]
+    return [{"a": a, "b": b, "metric": metric, **diff_ci(per[a], per[b], level)} for a, b in pairs]
 
 
 def crop_images(folder: Path) -> torch.Tensor:

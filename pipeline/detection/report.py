@@ -77,6 +77,26 @@ def ranking_table(s: Summary, refiners: Sequence[str]) -> str:
     return table(["rank", "refiner", "training set", "test F1 mean [CI]"], rows + baselines)
 
 
+def comparison_table(s: Summary) -> str:
+    """Each difference the evaluate stage tested: mean difference, Welch interval, p, separated or not."""
+    rows = [[f"`{c['a']}` − `{c['b']}`", fmt(c["diff"]), f"[{fmt(c['lo'])}, {fmt(c['hi'])}]", fmt(c["p"], 3),
+             "yes" if c["separated"] else "no"] for c in s.get("comparisons", [])]
+    return table(["difference in mean test F1", "value", "interval", "p", "separated"], rows)
+
+
+def separated_sentence(s: Summary) -> str:
+    """Plainly: which differences the intervals separate and which they don't."""
+    comps = s.get("comparisons", [])
+    if not comps:
+        return ""
+    name = lambda c: f"`{c['a']}` vs `{c['b']}`"  # noqa: E731
+    yes = [f"{name(c)} ({'higher' if c['diff'] > 0 else 'lower'})" for c in comps if c["separated"]]
+    no = [name(c) for c in comps if not c["separated"]]
+    return (f"Separated by these runs: {', '.join(yes) if yes else 'none'}. "
+            f"Not separated (the interval contains 0, so the sign of the difference is not established): "
+            f"{', '.join(no) if no else 'none'}.")
+
+
 def distance_table(s: Summary) -> str:
     """Distances of every crop set to cR_train and to cS with sample sizes (seed Table 4.1)."""
     space, inc = s["feature_space"], s["inception"]

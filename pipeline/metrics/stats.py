@@ -26,6 +26,21 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, float]:
     return {"mean": mean, "std": std, "lo": mean - half, "hi": mean + half, "n": n}
 
 
+def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Mean of ``a`` minus mean of ``b`` with Welch's two-sided t-interval at ``level`` (scipy's
+    ``ttest_ind(equal_var=False)``) and its p-value; ``separated`` when the interval excludes 0.
+    Fewer than 2 runs on either side (or no spread at all): no interval."""
+    x = np.asarray([v for v in a if v is not None and not math.isnan(v)], dtype=np.float64)
+    y = np.asarray([v for v in b if v is not None and not math.isnan(v)], dtype=np.float64)
+    diff = float(x.mean() - y.mean()) if len(x) and len(y) else math.nan
+    if len(x) < 2 or len(y) < 2 or (x.std() == 0 and y.std() == 0):
+        return {"diff": diff, "lo": math.nan, "hi": math.nan, "p": math.nan, "separated": False}
+    res = stats.ttest_ind(x, y, equal_var=False)
+    ci = res.confidence_interval(level)
+    lo, hi = float(ci.low), float(ci.high)
+    return {"diff": diff, "lo": lo, "hi": hi, "p": float(res.pvalue), "separated": bool(lo > 0 or hi < 0)}
+
+
 def regression(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
     """Least-squares line y = slope * x + intercept with Pearson r and its two-sided p (NaN below 3 points)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)

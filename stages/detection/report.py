@@ -78,6 +78,12 @@ def markdown(s: dict, refiners: list[str]) -> str:
     if ranked:
         lines += [f"Highest mean: `{ranked[0][1]}` (refiner `{ranked[0][0]}`), test F1 {rp.ci_cell(ranked[0][2])}. "
                   f"{rp.separation(ranked)}", ""]
+    if s.get("comparisons"):
+        lines += ["## What the intervals separate", "",
+                  f"Each row is a difference of mean test F1 between two training sets, with Welch's {level}% "
+                  "t-interval over their seeds (scipy `ttest_ind`, unequal variances). A difference counts as "
+                  "separated only when its interval excludes 0.", "",
+                  rp.comparison_table(s), "", rp.separated_sentence(s), ""]
     lines += ["## Test metrics per training set", "", rp.sets_table(s), "",
               "![validation curves](val_curves.png)", "",
               "## Distances between crop sets", ""]

@@ -97,6 +97,7 @@ def test_evaluate_and_report(work):
     assert set(s["sets"]) == set(SETS) and s["inception"] is False
     f1s = [json.loads((work / f"metrics/train_detector/R-{seed}.json").read_text())["test_f1"] for seed in SEEDS]
     assert s["sets"]["R"]["test_f1"]["mean"] == pytest.approx(np.mean(f1s)) and s["sets"]["R"]["test_f1"]["n"] == 2
+    assert [(c["a"], c["b"]) for c in s["comparisons"]] == [("identity", "R"), ("R+1xidentity", "R")]
     ident = s["distances"]["identity"]
     assert "fid" not in ident["S"] and "fd_squeezedet_R" in ident["S"]
     assert ident["S"]["fd_squeezedet_R"] == pytest.approx(0.0, abs=1e-6)  # identity crops are the synthetic crops
@@ -115,6 +116,7 @@ def test_evaluate_and_report(work):
         assert (rep / f).is_file() and (rep / f).stat().st_size > 0, f
     md = (rep / "report.md").read_text()
     assert "`R+1xidentity`" in md and "no FID is reported" in md and "| 1 | `identity` |" in md
+    assert "## What the intervals separate" in md and "`identity` − `R`" in md and "Separated by these runs:" in md
     mix = (rep / "mix_ratio.csv").read_text().splitlines()
     assert mix[0].startswith("added,k,set") and any(",1.0,R+1xidentity," in line for line in mix)
 

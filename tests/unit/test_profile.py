@@ -1,4 +1,4 @@
-"""Params profiles: the paper overlay validates against the schema and becomes one --set-param per leaf."""
+"""Params profiles: the paper and study overlays validate against the schema and becomes one --set-param per leaf."""
 
 import json
 
@@ -16,6 +16,17 @@ def test_paper_profile_validates_and_sets_every_leaf():
     assert json.loads(pairs["refine.ngf"]) == 64 and json.loads(pairs["evaluate.seeds"]) == [0, 1, 2, 3, 4]
     assert "R+0.5xD_S" in json.loads(pairs["train_detector.sets"])
     assert all(" " not in a for a in args)  # one shell word each
+
+
+def test_study_profile_has_what_the_study_needs():
+    """Three seeds; S, R, two refiners alone and added to R, a mix point and a pretrain->fine-tune set."""
+    args = set_param_args(ROOT / "params.study.yaml", ROOT / "params.yaml")
+    pairs = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args[1::2])}
+    assert len(pairs["evaluate.seeds"]) >= 3
+    refiners = pairs["refine.run"]
+    sets = pairs["train_detector.sets"]
+    assert len(refiners) >= 2 and {"S", "R", *refiners, *(f"R+{c}" for c in refiners)} <= set(sets)
+    assert any(">" in s for s in sets) and any("x" in s.split("+")[-1] for s in sets)
 
 
 def test_leaves_keep_lists_whole():

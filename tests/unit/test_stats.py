@@ -1,4 +1,5 @@
-"""Mean and t-interval over seeds against scipy's own interval; regression against numpy."""
+"""Mean and t-interval over seeds against scipy's own interval; Welch's difference interval against the
+Welch-Satterthwaite formula; regression against numpy."""
 
 import math
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pipeline.metrics.stats import mean_ci, regression
+from pipeline.metrics.stats import diff_ci, mean_ci, regression
 
 
 @pytest.mark.parametrize("values, level", [([0.882, 0.859], 0.95), ([0.5, 0.6, 0.55, 0.52], 0.9),
@@ -47,3 +48,36 @@ def test_report_says_when_intervals_overlap():
     assert "do not separate" in separation([("x", "x", a), ("y", "y", b), ("z", "z", c)])
     single = {k: (None if k in ("lo", "hi") else v) for k, v in mean_ci([0.9]).items()}
     assert "not evidence" in separation([("x", "x", single), ("y", "y", b)])
+
+
+def test_diff_ci_is_welchs_interval():
+    a, b = [0.62, 0.58, 0.66], [0.30, 0.41]
+    out = diff_ci(a, b, 0.95)
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    d = np.mean(a) - np.mean(b)
+    assert out["diff"] == pytest.approx(d)
+    assert (out["lo"], out["hi"]) == (pytest.approx(d - half), pytest.approx(d + half))
+    assert out["separated"] is bool(d - half > 0)
+    close = diff_ci([0.50, 0.60], [0.52, 0.58])
+    assert close["lo"] < 0 < close["hi"] and not close["separated"]
+    assert math.isnan(diff_ci([0.5], [0.4, 0.6])["lo"]) and not diff_ci([0.5], [0.4, 0.6])["separated"]
+
+
+def test_comparisons_and_the_plain_sentence():
+    from pipeline.detection.evaluation import comparisons
+    from pipeline.detection.report import comparison_table, separated_sentence
+
+    f1 = {"S": [0.30, 0.32, 0.31], "R": [0.60, 0.62, 0.61], "C": [0.29, 0.35, 0.41],
+          "R+C": [0.55, 0.65, 0.62], "S>R": [0.70, 0.71, 0.72]}
+    runs = {f"{s}-{seed}": {"test_f1": v[seed]} for s, v in f1.items() for seed in range(3)}
+    comps = comparisons(runs, list(f1), [0, 1, 2], 0.95)
+    assert [(c["a"], c["b"]) for c in comps] == [("S", "R"), ("C", "R"), ("R+C", "R"), ("S>R", "R"), ("C", "S")]
+    by = {(c["a"], c["b"]): c for c in comps}
+    assert by[("S", "R")]["separated"] and by[("S>R", "R")]["separated"]
+    assert not by[("R+C", "R")]["separated"] and not by[("C", "S")]["separated"]
+    text = separated_sentence({"comparisons": comps})
+    assert "`S>R` vs `R` (higher)" in text and "`S` vs `R` (lower)" in text
+    assert "Not separated" in text and "`C` vs `S`" in text.split("Not separated")[1]
+    assert comparison_table({"comparisons": comps}).count("\n") == len(comps) + 1
