@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pipeline.detection.detector.sets import DetectionData, load_samples
-from pipeline.detection.params import LOSS_TERMS
+from pipeline.detection.params import LOSS_TERMS, parse_set
 from pipeline.errors import PipelineError
 from pipeline.io.images import load_rgb
 from pipeline.detection.crops.manifest import read_manifest
@@ -60,13 +60,15 @@ def summarise(runs: dict[str, dict[str, float]], sets: Sequence[str], seeds: Seq
 
 
 def comparisons(runs: dict[str, dict[str, float]], sets: Sequence[str], seeds: Sequence[int], level: float,
-                metric: str = "test_f1") -> list[dict[str, Any]]:
+                refiners: Sequence[str], metric: str = "test_f1") -> list[dict[str, Any]]:
     """The differences the study asks about, each as Welch's interval over seeds (:func:`diff_ci`):
-    every set against R (does it beat real data?), every set without R against S (does refinement
-    or pretraining beat the raw renders?) and every ``R+X`` against ``R+S`` when that set was trained."""
+    every set against R (does it beat real data?), every set without R_train in any phase against S
+    (does refinement or pretraining beat the raw renders?) and every ``R+X`` against ``R+S`` when that
+    set was trained."""
     per = {s: [runs[run_key(s, seed)][metric] for seed in seeds] for s in sets}
+    no_real = {s for s in sets if all(p.source != "R" for p in parse_set(s, refiners))}
     pairs = [(s, "R") for s in sets if s != "R" and "R" in per]
-    pairs += [(s, "S") for s in sets if s not in ("S", "R") and "S" in per and "R" not in s.replace(">", "+").split("+")]
+    pairs += [(s, "S") for s in sets if s != "S" and s in no_real and "S" in per]
     pairs += [(s, "R+S") for s in sets if s.startswith("R+") and s != "R+S" and "R+S" in per]
     return [{"a": a, "b": b, "metric": metric, **diff_ci(per[a], per[b], level)} for a, b in pairs]
 

@@ -47,7 +47,7 @@ def run(params: Params, crops: Path, refined: Path, synthetic: Path, reinserted:
                                    {"S": synthetic, **{c: reinserted / c for c in params.refine.run}},
                                    t.target, e.iou, setup)
     key = "fid" if inception else f"fd_{FEATURE_SPACE}"
-    result = finite({"sets": summary, "comparisons": comparisons(runs, t.sets, e.seeds, e.ci), "distances": dist, "distance_key": key, "feature_space": FEATURE_SPACE,
+    result = finite({"sets": summary, "comparisons": comparisons(runs, t.sets, e.seeds, e.ci, params.refine.run), "distances": dist, "distance_key": key, "feature_space": FEATURE_SPACE,
                      "inception": inception is not None, "label_preservation": preserved,
                      "f1_vs_distance": f1_vs_distance(summary, dist, key), "seeds": list(e.seeds), "ci": e.ci})
     with atomic_dir(out) as tmp:

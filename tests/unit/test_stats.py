@@ -71,9 +71,11 @@ def test_comparisons_and_the_plain_sentence():
 
     f1 = {"S": [0.30, 0.32, 0.31], "R": [0.60, 0.62, 0.61], "C": [0.29, 0.35, 0.41],
           "R+C": [0.55, 0.65, 0.62], "S>R": [0.70, 0.71, 0.72]}
+    f1["C>R"] = [0.5, 0.55, 0.6]  # R_train in the fine-tune phase only: not a set without R_train
     runs = {f"{s}-{seed}": {"test_f1": v[seed]} for s, v in f1.items() for seed in range(3)}
-    comps = comparisons(runs, list(f1), [0, 1, 2], 0.95)
-    assert [(c["a"], c["b"]) for c in comps] == [("S", "R"), ("C", "R"), ("R+C", "R"), ("S>R", "R"), ("C", "S")]
+    comps = comparisons(runs, list(f1), [0, 1, 2], 0.95, ["C"])
+    assert [(c["a"], c["b"]) for c in comps] == [("S", "R"), ("C", "R"), ("R+C", "R"), ("S>R", "R"),
+                                                  ("C>R", "R"), ("C", "S")]
     by = {(c["a"], c["b"]): c for c in comps}
     assert by[("S", "R")]["separated"] and by[("S>R", "R")]["separated"]
     assert not by[("R+C", "R")]["separated"] and not by[("C", "S")]["separated"]
