@@ -9,12 +9,17 @@ import numpy as np
 from scipy import stats
 
 
+def _runs(values: Sequence[float]) -> np.ndarray:
+    """The values of the runs that produced a number (None and NaN dropped), as float64."""
+    return np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
+
+
 def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, float]:
     """Mean, sample std and the two-sided Student-t interval at ``level`` over independent runs.
 
     With one run there is no interval: ``lo``/``hi`` are NaN (a single run is not evidence).
     """
-    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
+    x = _runs(values)
     n = len(x)
     if n == 0:
         return {"mean": math.nan, "std": math.nan, "lo": math.nan, "hi": math.nan, "n": 0}
@@ -30,8 +35,7 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict
     """Mean of ``a`` minus mean of ``b`` with Welch's two-sided t-interval at ``level`` (scipy's
     ``ttest_ind(equal_var=False)``) and its p-value; ``separated`` when the interval excludes 0.
     Fewer than 2 runs on either side (or no spread at all): no interval."""
-    x = np.asarray([v for v in a if v is not None and not math.isnan(v)], dtype=np.float64)
-    y = np.asarray([v for v in b if v is not None and not math.isnan(v)], dtype=np.float64)
+    x, y = _runs(a), _runs(b)
     diff = float(x.mean() - y.mean()) if len(x) and len(y) else math.nan
     if len(x) < 2 or len(y) < 2 or (x.std() == 0 and y.std() == 0):
         return {"diff": diff, "lo": math.nan, "hi": math.nan, "p": math.nan, "separated": False}
