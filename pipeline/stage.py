@@ -71,6 +71,17 @@ def execute_train_gan(pipeline: str, name: str, body: Callable[[Params, StageRun
     return execute(pipeline, f"{section}@{name}", logged, body, metrics_path)
 
 
+def tag_collapsed(log: StageRun, flags: Any) -> None:
+    """MLflow tags from a report's ``collapsed`` metrics entry ({variant: bool}, the collapse alarm):
+    ``collapsed`` lists the flagged variants (or "none") and ``collapsed.<variant>`` is "true"/"false",
+    so a search can leave collapsed generators out of a ranking."""
+    if not isinstance(flags, dict):
+        return
+    log.tag("collapsed", ",".join(sorted(v for v, f in flags.items() if f)) or "none")
+    for v, f in flags.items():
+        log.tag(f"collapsed.{mlflow_key(v)}", "true" if f else "false")
+
+
 def report_stage(pipeline: str, stage: str, inputs: tuple[str, ...], run: Callable[..., dict[str, Any]],
                  pictures: tuple[str, ...] = ("*.png",)) -> dict[str, Any]:
     """``main()`` of a domain's evaluation stage (``<pipeline>_classify`` or ``_evaluate``).
@@ -84,6 +95,7 @@ def report_stage(pipeline: str, stage: str, inputs: tuple[str, ...], run: Callab
     def body(params: Params, log: StageRun) -> dict[str, Any]:
         variants = getattr(params, f"{pipeline}_train_gan").run
         metrics = run(getattr(params, stage), variants, *(getattr(args, n) for n in inputs), args.out)
+        tag_collapsed(log, metrics.get("collapsed"))
         for f in [f for pattern in pictures for f in sorted(args.out.glob(pattern))] + [args.out / "report.md"]:
             log.file(f)
         return metrics

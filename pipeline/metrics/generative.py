@@ -6,6 +6,10 @@
 * ``ms_ssim_diversity``: mean MS-SSIM (torchmetrics) between random pairs of distinct samples of one set.
   Lower means more diverse; a collapsed generator scores near 1. Small images use fewer scales, so
   the smallest scale is still larger than the Gaussian window.
+* ``collapse_alarm``: whether a generator's diversity is far below real's, so that a report can flag it
+  and a sweep cannot rank a collapsed generator first. For a similarity (MS-SSIM between random pairs,
+  higher = less diverse) the alarm is ``generated > real + COLLAPSE_SIMILARITY_MARGIN``; for a distance
+  (mean pairwise distance, higher = more diverse) it is ``generated < COLLAPSE_DISTANCE_RATIO * real``.
 """
 
 from __future__ import annotations
@@ -60,3 +64,26 @@ def ms_ssim_diversity(images: np.ndarray | torch.Tensor, pairs: int = 200, seed:
     j = (i + torch.randint(1, len(x), (pairs,), generator=g)) % len(x)  # never a pair of one image
     vals = [ms_ssim(x[i[s:s + batch]], x[j[s:s + batch]]) for s in range(0, pairs, batch)]
     return float(torch.cat(vals).mean())
+
+
+COLLAPSE_SIMILARITY_MARGIN = 0.15  # MS-SSIM above real by more than this: collapsed
+COLLAPSE_DISTANCE_RATIO = 0.5  # mean pairwise distance below half of real's: collapsed
+
+
+def collapse_alarm(generated: float | None, real: float | None, measure: str = "similarity") -> bool:
+    """True when ``generated``'s diversity is far below ``real``'s (thresholds in the module docstring).
+
+    ``measure`` is "similarity" (MS-SSIM-like, higher = less diverse) or "distance" (higher = more diverse).
+    No number on either side raises no alarm."""
+    if measure not in ("similarity", "distance"):
+        raise ValueError(f"unknown diversity measure {measure!r} (known: similarity, distance)")
+    if generated is None or real is None or generated != generated or real != real:
+        return False
+    if measure == "similarity":
+        return bool(generated > real + COLLAPSE_SIMILARITY_MARGIN)
+    return bool(generated < COLLAPSE_DISTANCE_RATIO * real)
+
+
+def collapse_label(name: str, collapsed: bool) -> str:
+    """A report table's row name: ``**name** (collapsed)`` in bold when the alarm is raised."""
+    return f"**`{name}` (collapsed)**" if collapsed else f"`{name}`"

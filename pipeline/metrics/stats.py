@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -56,3 +56,52 @@ def regression(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
     p = float(res.pvalue) if len(x) >= 3 else math.nan
     return {"slope": float(res.slope), "intercept": float(res.intercept), "r": float(res.rvalue), "p": p,
             "n": len(x)}
+
+
+def over_seeds(per_run: Mapping[str, Any], runs: Mapping[str, tuple[str, int]], level: float = 0.95
+               ) -> dict[str, Any]:
+    """Per variant, the runs' metric trees merged leaf by leaf into ``mean_ci`` dicts (plus ``seeds``).
+
+    ``per_run`` maps a run name (``<variant>-<seed>``) to its metrics tree; ``runs`` maps it to (variant,
+    seed), as ``pipeline.train.gan_outputs.seed_runs`` gives. A numeric leaf becomes {"mean", "std", "lo",
+    "hi", "n"} over the variant's seeds; booleans become the share of seeds where they hold (``mean``) and
+    ``any``; other leaves (strings, lists) keep the first seed's value. A leaf missing in some seeds is
+    summarised over the seeds that have it.
+    """
+    grouped: dict[str, list[tuple[int, Any]]] = {}
+    for name, (variant, seed) in runs.items():
+        if name in per_run:
+            grouped.setdefault(variant, []).append((seed, per_run[name]))
+
+    def merge(trees: list[Any]) -> Any:
+        present = [t for t in trees if t is not None]
+        if not present:
+            return None
+        first = present[0]
+        if isinstance(first, Mapping):
+            keys = list(dict.fromkeys(k for t in present if isinstance(t, Mapping) for k in t))
+            return {k: merge([t.get(k) for t in present if isinstance(t, Mapping)]) for k in keys}
+        if isinstance(first, bool):
+            flags = [bool(t) for t in present]
+            return {"mean": sum(flags) / len(flags), "any": any(flags), "n": len(flags)}
+        if isinstance(first, (int, float)):
+            return mean_ci([float(t) for t in present if isinstance(t, (int, float))], level)
+        return first
+
+    return {v: {"seeds": [s for s, _ in items], **merge([t for _, t in items])} for v, items in grouped.items()}
+
+
+def fmt_ci(leaf: Any, digits: int = 3) -> str:
+    """A summary leaf of ``over_seeds`` as text: ``mean ± half-width`` (t-interval), ``mean`` alone for one
+    seed, ``–`` for nothing; a plain number is formatted as it is."""
+    if leaf is None:
+        return "–"
+    if isinstance(leaf, (int, float)) and not isinstance(leaf, bool):
+        return "–" if math.isnan(leaf) else f"{leaf:.{digits}f}"
+    mean = leaf.get("mean", math.nan)
+    if mean is None or math.isnan(mean):
+        return "–"
+    lo, hi = leaf.get("lo", math.nan), leaf.get("hi", math.nan)
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {(hi - lo) / 2:.{digits}f}"

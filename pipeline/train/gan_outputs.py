@@ -17,6 +17,17 @@ from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
 T = TypeVar("T")
 
 
+def run_name(variant: str, seed: int) -> str:
+    """The name of one training run of a variant: ``<variant>-<seed>`` (its DVC stage is
+    ``<domain>_train_gan@<variant>-<seed>`` and its folder ``<gans>/<variant>-<seed>``)."""
+    return f"{variant}-{seed}"
+
+
+def seed_runs(variants: list[str], seeds: list[int]) -> dict[str, tuple[str, int]]:
+    """Every run of ``variants`` × ``seeds`` in that order: run name -> (variant, seed)."""
+    return {run_name(v, s): (v, s) for v in variants for s in seeds}
+
+
 @contextlib.contextmanager
 def writing_variant(out: Path, plots: Path | None, history: Any,
                     losses: list[dict[str, float]] | None = None) -> Iterator[Path]:

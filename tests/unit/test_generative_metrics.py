@@ -56,3 +56,23 @@ def test_ms_ssim_diversity_exposes_collapse():
     collapsed = varied[:1].repeat(20, 1, 1, 1)
     assert ms_ssim_diversity(collapsed, pairs=50) == pytest.approx(1.0, abs=1e-5)
     assert ms_ssim_diversity(varied, pairs=50) < 0.3
+
+
+def test_collapse_alarm_flags_a_generator_that_returns_one_sample():
+    from pipeline.metrics.generative import collapse_alarm, collapse_label
+
+    rng = np.random.default_rng(0)
+    real = rng.random((40, 1, 32, 32)).astype(np.float32)  # independent images: MS-SSIM near 0
+    one = np.repeat(real[:1], 40, axis=0)  # a generator that always draws the same image
+    real_div, one_div = ms_ssim_diversity(real, 60, 0), ms_ssim_diversity(one, 60, 0)
+    assert one_div == pytest.approx(1.0, abs=1e-4)
+    assert collapse_alarm(one_div, real_div)
+    assert not collapse_alarm(ms_ssim_diversity(real[::-1].copy(), 60, 1), real_div)
+    # the distance form: mean pairwise distance of one repeated window is 0
+    dist = lambda x: float(np.mean([np.abs(x[i] - x[j]).mean() for i in range(10) for j in range(i + 1, 10)]))
+    assert collapse_alarm(dist(one[:10]), dist(real[:10]), "distance")
+    assert not collapse_alarm(dist(real[10:20]), dist(real[:10]), "distance")
+    assert not collapse_alarm(None, real_div) and not collapse_alarm(float("nan"), real_div)
+    with pytest.raises(ValueError, match="known: similarity, distance"):
+        collapse_alarm(0.5, 0.5, "entropy")
+    assert collapse_label("dcgan", True) == "**`dcgan` (collapsed)**" and collapse_label("dcgan", False) == "`dcgan`"

@@ -83,3 +83,27 @@ def test_comparisons_and_the_plain_sentence():
     assert "`S>R` vs `R` (higher)" in text and "`S` vs `R` (lower)" in text
     assert "Not separated" in text and "`C` vs `S`" in text.split("Not separated")[1]
     assert comparison_table({"comparisons": comps}).count("\n") == len(comps) + 1
+
+
+def test_over_seeds_merges_each_variants_runs_leaf_by_leaf():
+    from pipeline.metrics.stats import fmt_ci, over_seeds
+    from pipeline.train.gan_outputs import seed_runs
+
+    runs = seed_runs(["a", "b"], [0, 1, 2])
+    assert list(runs) == ["a-0", "a-1", "a-2", "b-0", "b-1", "b-2"] and runs["b-1"] == ("b", 1)
+    per_run = {name: {"acc": 0.5 + 0.1 * seed, "deep": {"x": float(seed)}, "flag": seed == 1, "label": "k"}
+               for name, (variant, seed) in runs.items()}
+    del per_run["b-2"]  # a run that did not finish is left out, not counted as 0
+    out = over_seeds(per_run, runs, level=0.95)
+    a = out["a"]
+    assert a["seeds"] == [0, 1, 2] and out["b"]["seeds"] == [0, 1]
+    assert a["acc"]["mean"] == pytest.approx(0.6) and a["acc"]["n"] == 3
+    half = stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3)  # std of 0.5, 0.6, 0.7 is 0.1
+    assert a["acc"]["hi"] - a["acc"]["mean"] == pytest.approx(half)
+    assert a["deep"]["x"]["mean"] == pytest.approx(1.0)
+    assert a["flag"] == {"mean": pytest.approx(1 / 3), "any": True, "n": 3}
+    assert a["label"] == "k"
+    assert fmt_ci(a["acc"]) == f"0.600 ± {half:.3f}"
+    assert fmt_ci(out["b"]["acc"]).startswith("0.550 ± ")
+    assert fmt_ci(over_seeds({"c-0": {"acc": 0.4}}, {"c-0": ("c", 0)})["c"]["acc"]) == "0.400"  # one seed: no interval
+    assert fmt_ci(None) == "–" and fmt_ci(0.25) == "0.250"
