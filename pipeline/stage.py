@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline.errors import PipelineError
 from pipeline.io.atomic import write_json_atomic
 from pipeline.params import Params, load_params
 from pipeline.tracking import METRICS_TAG, StageRun, file_md5, mlflow_key, stage_run
@@ -58,17 +59,32 @@ def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
     return metrics
 
 
-def execute_train_gan(pipeline: str, name: str, body: Callable[[Params, StageRun], dict[str, Any]],
+def run_name(variant: str, seed: int) -> str:
+    """The name of one training run of a GAN variant: ``<variant>-<seed>`` (its DVC stage is
+    ``<domain>_train_gan@<variant>-<seed>``, its folder ``<gans>/<variant>-<seed>``)."""
+    return f"{variant}-{seed}"
+
+
+def parse_seed(text: str) -> int:
+    """``--seed`` of a ``<domain>_train_gan`` run: an int >= 0 (one of the section's ``seeds``)."""
+    if not text.isdigit():
+        raise PipelineError(f"--seed: expected an int >= 0, got {text!r}")
+    return int(text)
+
+
+def execute_train_gan(pipeline: str, name: str, seed: int, body: Callable[[Params, StageRun], dict[str, Any]],
                       metrics_path: Path | None) -> dict[str, Any]:
-    """``execute`` for the stage ``<pipeline>_train_gan@<name>``: logs its section with the other variants
-    left out and this one resolved (the section's own values overridden by ``variants.<name>``)."""
+    """``execute`` for the stage ``<pipeline>_train_gan@<name>-<seed>``: the MLflow run has that name and logs
+    its section with the other variants and seeds left out, this variant resolved (the section's own values
+    overridden by ``variants.<name>``) and this seed."""
     section = f"{pipeline}_train_gan"
 
     def logged(params: Params) -> dict[str, Any]:
         p = getattr(params, section)
-        return {**dataclasses.asdict(p), "variants": None, "variant": dataclasses.asdict(p.variant(name))}
+        return {**dataclasses.asdict(p), "variants": None, "variant": dataclasses.asdict(p.variant(name)),
+                "seeds": None, "seed": seed}
 
-    return execute(pipeline, f"{section}@{name}", logged, body, metrics_path)
+    return execute(pipeline, f"{section}@{run_name(name, seed)}", logged, body, metrics_path)
 
 
 def tag_collapsed(log: StageRun, flags: Any) -> None:

@@ -10,6 +10,11 @@
   variant is measured with as many faces as the real test set, since FD grows as samples shrink.
 * MS-SSIM between random pairs of distinct faces (torchmetrics), over the whole set and within classes:
   higher than the training set's means less diverse, and near 1 means mode collapse.
+
+Every training run (``<variant>-<seed>``) is measured on its own (``runs``); ``summarise`` then gives each
+variant the mean and t-interval over its seeds (``variants``) and raises the collapse alarm on the mean
+pairwise MS-SSIM: above the real faces' by more than ``COLLAPSE_SIMILARITY_MARGIN`` (0.15), the variant is
+``collapsed`` (bold in the table, tagged in MLflow).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from pipeline.anime.face_detector import detection_stats
 from pipeline.anime.nets import AttributeClassifier
 from pipeline.anime.params import AnimeClassifyParams
 from pipeline.metrics.distances import feature_distance
-from pipeline.metrics.generative import ms_ssim_diversity
+from pipeline.metrics.generative import collapse_alarm, collapse_label, ms_ssim_diversity
+from pipeline.metrics.stats import fmt_ci, over_seeds
 from pipeline.train.classifier import features, fit_classifier, predict_proba
 
 FEATURE_SPACE = "attribute classifier (ours, trained on the real training faces), penultimate layer"
@@ -51,14 +57,14 @@ def diversity(x: np.ndarray, y: np.ndarray, pairs: int, seed: int) -> dict[str, 
 
 def evaluate(p: AnimeClassifyParams, train: FaceSet, test: FaceSet, classes: list[str],
              generated: dict[str, Generated]) -> dict:
-    """All metrics of the classify stage as a nested dict (variants under ``variants``)."""
+    """All metrics of the classify stage as a nested dict, one entry per generated set under ``runs``."""
     k = len(classes)
     pick = _subset(len(train.x), p.detector_images, p.seed)
     out: dict = {"classes": classes, "feature_space": FEATURE_SPACE,
                  "real": {"train_faces": len(train.x), "test_faces": len(test.x),
                           "detector": detection_stats(train.x[pick], p.detector_upscale, "detector: real"),
                           **diversity(train.x, train.y, p.ms_ssim_pairs, p.seed)},
-                 "variants": {}}
+                 "runs": {}}
     clf = None
     if k > 1:
         clf = fit_classifier(lambda: AttributeClassifier(k, p.width), to_unit(train.x), train.y, p.epochs,
@@ -79,8 +85,17 @@ def evaluate(p: AnimeClassifyParams, train: FaceSet, test: FaceSet, classes: lis
                 row["accuracy_by_condition"] = float((pred == gen.y).mean())
             same_n = _subset(len(gen.x), len(test.x), p.seed)
             row["distance"] = _distance(p, f_train, features(clf, to_unit(gen.x[same_n])))
-        out["variants"][name] = row
+        out["runs"][name] = row
     return out
+
+
+def summarise(metrics: dict, runs: dict[str, tuple[str, int]]) -> dict:
+    """``metrics`` (from ``evaluate``) with ``variants``: each variant's runs merged into mean ± CI over its
+    seeds, and ``collapsed``: {variant: the collapse alarm on its mean pairwise MS-SSIM against real}."""
+    variants = over_seeds(metrics["runs"], runs)
+    collapsed = {v: collapse_alarm(s["ms_ssim"]["mean"], metrics["real"]["ms_ssim"], "similarity")
+                 for v, s in variants.items()}
+    return {**metrics, "variants": variants, "collapsed": collapsed}
 
 
 def _distance(p: AnimeClassifyParams, f_real: np.ndarray, f_other: np.ndarray) -> dict[str, float]:
@@ -89,20 +104,22 @@ def _distance(p: AnimeClassifyParams, f_real: np.ndarray, f_other: np.ndarray) -
 
 
 def table(metrics: dict) -> str:
-    """The note's table: detector, classifier accuracy, feature distance, MS-SSIM per variant."""
-    def f(v) -> str:
-        return "–" if v is None else f"{v:.3f}"
-
+    """The note's table: detector, classifier accuracy, feature distance, MS-SSIM per variant (mean ± 95 %
+    t-interval over its seeds, which the seeds column names; a collapsed variant's name in bold)."""
+    f = fmt_ci
     real, ref = metrics["real"], metrics.get("reference", {})
-    head = ("| faces | detector rate | mean likelihood (detected) | classifier acc. | FD (attr.-clf. features) "
-            "| KID (attr.-clf.) | MS-SSIM pairs | MS-SSIM within class |\n|---|---|---|---|---|---|---|---|")
-    rows = [f"| real (detector, MS-SSIM: train; acc., FD: test vs train) | {f(real['detector']['detection_rate'])} | "
+    head = ("| faces | seeds | detector rate | mean likelihood (detected) | classifier acc. "
+            "| FD (attr.-clf. features) | KID (attr.-clf.) | MS-SSIM pairs | MS-SSIM within class |\n"
+            + "|---" * 9 + "|")
+    rows = [f"| real (detector, MS-SSIM: train; acc., FD: test vs train) | – | "
+            f"{f(real['detector']['detection_rate'])} | "
             f"{f(real['detector']['mean_likelihood_detected'])} | {f(real.get('accuracy'))} | "
             f"{f(ref.get('fd_attrclf'))} | {f(ref.get('kid_attrclf'))} | {f(real['ms_ssim'])} | "
             f"{f(real['ms_ssim_within_class'])} |"]
     for name, r in metrics["variants"].items():
         dist = r.get("distance", {})
-        rows.append(f"| `{name}` | {f(r['detector']['detection_rate'])} | "
+        label = collapse_label(name, metrics["collapsed"][name])
+        rows.append(f"| {label} | {', '.join(map(str, r['seeds']))} | {f(r['detector']['detection_rate'])} | "
                     f"{f(r['detector']['mean_likelihood_detected'])} | {f(r.get('accuracy_by_condition'))} | "
                     f"{f(dist.get('fd_attrclf'))} | {f(dist.get('kid_attrclf'))} | {f(r['ms_ssim'])} | "
                     f"{f(r['ms_ssim_within_class'])} |")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.anime.augment import AugmentedDiscriminator
 from pipeline.anime.data import FaceSet, to_uint8, to_unit
 from pipeline.anime.nets import Discriminator64, Generator64
 from pipeline.anime.params import AnimeTrainGanParams, GanVariant
@@ -29,13 +30,21 @@ from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_c
 GRID_ROWS, GRID_COLS = 4, 8
 
 
-def build(v: GanVariant, n_classes: int) -> tuple[Generator64, Discriminator64]:
+def d_norm(v: GanVariant) -> str:
+    """The discriminator's normalisation: the variant's, or with ``auto`` the seed's (batch norm; none for
+    the WGAN-GP critic, whose per-sample gradient penalty batch norm would break)."""
+    return v.d_norm if v.d_norm != "auto" else "none" if v.loss == "wgan-gp" else "batch"
+
+
+def build(v: GanVariant, n_classes: int) -> tuple[Generator64, nn.Module]:
+    """The variant's generator and discriminator; D is wrapped in DiffAugment when ``augment`` names policies."""
     k = n_classes if v.conditional else 0
-    g = Generator64(v.latent_dim, v.ngf, k)
-    d = Discriminator64(v.ndf, k, norm="none" if v.loss == "wgan-gp" else "batch")
+    g = Generator64(v.latent_dim, v.ngf, k, v.upsampling)
+    d = Discriminator64(v.ndf, k, norm=d_norm(v))
     init_normal(g)
-    init_normal(d)
-    return g, d
+    if d.norm != "spectral":  # spectral norm computes the weights from its own copy: PyTorch's init stays
+        init_normal(d)
+    return g, (AugmentedDiscriminator(d, v.augment) if v.augment else d)
 
 
 @torch.no_grad()
@@ -60,25 +69,27 @@ class FixedLatents:
         return grid(list(_draw(g, self.z, self.y, conditional, device)), cols=GRID_COLS)
 
 
-def fingerprint(p: AnimeTrainGanParams, v: GanVariant, prepared: Path) -> str:
+def fingerprint(p: AnimeTrainGanParams, v: GanVariant, prepared: Path, seed: int) -> str:
     """Hash of everything a checkpoint depends on: a resumed run never picks up another setting's state."""
-    keys = {k: val for k, val in dataclasses.asdict(p).items() if k not in ("run", "variants", "device")}
-    blob = json.dumps([keys, dataclasses.asdict(v)], sort_keys=True).encode()
+    keys = {k: val for k, val in dataclasses.asdict(p).items() if k not in ("run", "variants", "device", "seeds")}
+    blob = json.dumps([keys, dataclasses.asdict(v), seed], sort_keys=True).encode()
     for f in ("meta.json", "labels.csv"):
         blob += (prepared / f).read_bytes() if (prepared / f).is_file() else b""
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def train(p: AnimeTrainGanParams, v: GanVariant, faces: FaceSet, n_classes: int, checkpoints: Path | None = None,
+def train(p: AnimeTrainGanParams, v: GanVariant, faces: FaceSet, n_classes: int, seed: int = 0,
+          checkpoints: Path | None = None,
           on_epoch: Callable[[int, dict[str, float], np.ndarray | None], None] | None = None
           ) -> tuple[nn.Module, list[dict], dict[int, np.ndarray]]:
-    """Fit one variant; returns the generator to sample from, the loss history and the fixed-latent grid
-    of every ``grid_every``-th epoch (and the last), also kept beside the checkpoints for resumed runs."""
-    torch.manual_seed(p.seed)
+    """Fit one variant with training seed ``seed``; returns the generator to sample from, the loss history
+    and the fixed-latent grid of every ``grid_every``-th epoch (and the last), also kept beside the
+    checkpoints for resumed runs. The grids' latents do not depend on the seed, so seeds compare."""
+    torch.manual_seed(seed)
     g, d = build(v, n_classes)
-    family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight)
-    trainer = AdversarialTrainer(family, train_config(p, v, ema=v.ema), checkpoints)
-    fixed = FixedLatents(v.latent_dim, n_classes, p.seed + 7)
+    family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight, mode_seeking=v.mode_seeking)
+    trainer = AdversarialTrainer(family, train_config(p, v, seed, ema=v.ema), checkpoints)
+    fixed = FixedLatents(v.latent_dim, n_classes, 7)
     grids: dict[int, np.ndarray] = {}
 
     def epoch_done(epoch: int, means: dict[str, float]) -> None:
@@ -91,7 +102,7 @@ def train(p: AnimeTrainGanParams, v: GanVariant, faces: FaceSet, n_classes: int,
             on_epoch(epoch, means, picture)
 
     x = torch.as_tensor(to_unit(faces.x))
-    history = trainer.fit(LabelledSampler(x, torch.as_tensor(faces.y), p.batch_size, p.seed), epoch_done)
+    history = trainer.fit(LabelledSampler(x, torch.as_tensor(faces.y), p.batch_size, seed), epoch_done)
     if checkpoints is not None:  # grids drawn before an interruption
         for f in sorted(checkpoints.glob("grid_epoch*.png")):
             grids.setdefault(int(f.stem[len("grid_epoch"):]), load_rgb(f))

@@ -17,25 +17,40 @@ import torch
 from torch import nn
 
 EMBED_G = 16  # width of the generator's class embedding
-NORMS = ("batch", "none")  # "none": the WGAN-GP critic (batch norm breaks the per-sample gradient penalty)
+# "none": the WGAN-GP critic (batch norm breaks the per-sample gradient penalty); "spectral": spectral
+# normalisation of every weight (Miyato et al. 2018), no batch norm: D stays 1-Lipschitz-ish, so it cannot
+# win outright in a few hundred steps and G keeps a useful gradient
+NORMS = ("batch", "none", "spectral")
 
 
-def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout),
-                         nn.LeakyReLU(0.2, inplace=True))
+# "deconv": the seed's stride-2 transposed 4×4 convolutions; "resize": nearest-neighbour ×2 then a 3×3
+# convolution (Odena et al. 2016), which cannot draw the checkerboard that uneven kernel overlap makes
+UPSAMPLING = ("deconv", "resize")
+
+
+def _up(cin: int, cout: int, how: str = "deconv", last: bool = False) -> nn.Sequential:
+    if how == "deconv":
+        conv: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=last)]
+    else:
+        conv = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=last)]
+    if last:
+        return nn.Sequential(*conv, nn.Tanh())
+    return nn.Sequential(*conv, nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True))
 
 
 class Generator64(nn.Module):
-    """z (B, latent_dim) [+ class y (B,)] → image (B, 3, 64, 64) in [-1, 1]."""
+    """z (B, latent_dim) [+ class y (B,)] → image (B, 3, 64, 64) in [-1, 1]; ``upsampling`` in UPSAMPLING."""
 
-    def __init__(self, latent_dim: int = 100, ngf: int = 64, n_classes: int = 0) -> None:
+    def __init__(self, latent_dim: int = 100, ngf: int = 64, n_classes: int = 0, upsampling: str = "deconv") -> None:
         super().__init__()
+        if upsampling not in UPSAMPLING:
+            raise ValueError(f"unknown upsampling {upsampling!r} (known: {', '.join(UPSAMPLING)})")
         self.latent_dim, self.n_classes, self.ngf = latent_dim, n_classes, ngf
         self.embed = nn.Embedding(n_classes, EMBED_G) if n_classes else None
         self.fc = nn.Sequential(nn.Linear(latent_dim + (EMBED_G if n_classes else 0), 16 * ngf * 8, bias=False),
                                 nn.BatchNorm1d(16 * ngf * 8), nn.LeakyReLU(0.2, inplace=True))
-        self.body = nn.Sequential(_up(ngf * 8, ngf * 4), _up(ngf * 4, ngf * 2), _up(ngf * 2, ngf),
-                                  nn.ConvTranspose2d(ngf, 3, 4, 2, 1), nn.Tanh())
+        self.body = nn.Sequential(_up(ngf * 8, ngf * 4, upsampling), _up(ngf * 4, ngf * 2, upsampling),
+                                  _up(ngf * 2, ngf, upsampling), _up(ngf, 3, upsampling, last=True))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
@@ -44,23 +59,27 @@ class Generator64(nn.Module):
 
 
 class Discriminator64(nn.Module):
-    """image (B, 3, 64, 64) [+ y (B,)] → logit (B,). ``norm``: batch (DCGAN) or none (WGAN-GP critic)."""
+    """image (B, 3, 64, 64) [+ y (B,)] → logit (B,). ``norm``: batch (DCGAN), none (WGAN-GP critic) or
+    spectral (SNGAN-style: every conv, the output layer and the class projection spectrally normalised)."""
 
     def __init__(self, ndf: int = 64, n_classes: int = 0, norm: str = "batch") -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r} (known: {', '.join(NORMS)})")
-        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        self.norm = norm
+        sn = nn.utils.spectral_norm if norm == "spectral" else (lambda m: m)
+        layers: list[nn.Module] = [sn(nn.Conv2d(3, ndf, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
         for cin, cout in ((ndf, ndf * 2), (ndf * 2, ndf * 4), (ndf * 4, ndf * 8)):
-            layers.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none"))
+            layers.append(sn(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "batch")))
             if norm == "batch":
                 layers.append(nn.BatchNorm2d(cout))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
         self.features = nn.Sequential(*layers)  # (B, 8·ndf, 4, 4)
-        self.out = nn.Linear(ndf * 8 * 16, 1)
+        self.out = sn(nn.Linear(ndf * 8 * 16, 1))
         self.embed = nn.Embedding(n_classes, ndf * 8) if n_classes else None
         if self.embed is not None:  # N(0, 1) rows would swamp the logit at the start
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
+            self.embed = sn(self.embed)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)

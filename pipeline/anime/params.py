@@ -10,6 +10,8 @@ from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
 from pipeline.train.gan_params import EMA_DECAY, LOSSES, GanSection, variant_names, variant_overrides
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
+D_NORMS = ("auto", "batch", "none", "spectral")
+AUGMENT_POLICIES = ("color", "translation", "cutout")  # pipeline.anime.augment (DiffAugment)
 PROCEDURAL = "procedural"
 # the procedural set's labelled attributes (pipeline.anime.faces draws them)
 ATTRIBUTES = ("hair", "eyes", "style", "mouth", "blush")
@@ -48,6 +50,11 @@ class GanVariant:
     gp_weight: float = _c(10.0, *NONNEG)
     d_steps: int = _c(1, *POS)
     ema: float = _c(0.0, *EMA_DECAY)
+    upsampling: str = _c("deconv", choices=("deconv", "resize"))  # G's ×2 steps (pipeline.anime.nets)
+    d_norm: str = _c("auto", choices=D_NORMS)  # auto: the seed's (batch; none for the wgan-gp critic)
+    augment: list[str] = _c([], lambda v: all(a in AUGMENT_POLICIES for a in v),
+                            f"(each one of {', '.join(AUGMENT_POLICIES)})")
+    mode_seeking: float = _c(0.0, *NONNEG)  # > 0: MSGAN's mode-seeking term in G's loss, this weight
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ class AnimeTrainGanParams(GanVariant, GanSection):
     batch_size: int = _c(256, lambda v: v >= 2, ">= 2")
     grid_every: int = _c(1, *POS)
     samples_per_class: int = _c(100, lambda v: v >= 2, ">= 2")
-    seed: int = _c(0, *NONNEG)
+    seeds: list[int] = _c([0], lambda v: len(v) > 0 and len(set(v)) == len(v) and min(v) >= 0,
+                          "(non-empty, distinct, >= 0)")
     device: str = _c("auto", choices=DEVICES)
 
 

@@ -9,7 +9,10 @@
 * Class agreement: share of generated images the classifier assigns to the class spoken in the clip
   (a stand-in for the seed's human correlation test); on real test images it is the classifier's accuracy.
 * Within-class MS-SSIM: mean over classes of the MS-SSIM of random image pairs of one class (lower =
-  more diverse; a generator that ignores z scores near 1).
+  more diverse; a generator that ignores z scores near 1). It is the domain's collapse alarm: a variant
+  whose mean over seeds exceeds real test images' by more than 0.15 (``collapse_alarm``) is flagged.
+* Seeds: every variant is trained once per seed; the tables give per variant the mean and the 95 %
+  Student-t interval over its seeds (``over_seeds``); the metrics keep every run's figures too.
 * Volume experiment (seed §5.3): the test clips scaled by each gain, features recomputed, images drawn
   with the same z; per gain the agreement, the mean ink and the mean change against gain 1.
 """
@@ -26,7 +29,8 @@ from pipeline.audio.gan import generate, to_unit
 from pipeline.audio.nets import DigitClassifier, Generator
 from pipeline.audio.params import AudioEvaluateParams, AudioFeaturesParams, GanVariant
 from pipeline.metrics.distances import feature_distance
-from pipeline.metrics.generative import inception_score, ms_ssim_diversity
+from pipeline.metrics.generative import collapse_alarm, collapse_label, inception_score, ms_ssim_diversity
+from pipeline.metrics.stats import fmt_ci
 from pipeline.train.classifier import features, fit_classifier, predict_proba
 
 FD_NAME = "fd_digitclf"
@@ -112,27 +116,44 @@ def describe(v: GanVariant) -> str:
     parts += [v.conditioning]
     parts += [f"AC ×{v.aux_weight:g}"] if v.aux_weight > 0 else []
     parts += ["no matching-aware term"] if v.mismatch_weight == 0 else []
+    parts += [f"mode seeking ×{v.mode_seeking:g}"] if v.mode_seeking > 0 else []
+    parts += [f"EMA {v.ema:g}"] if v.ema > 0 else []
     parts += [f"{v.g_steps} G steps"] if v.g_steps > 1 else []
     parts += [f"{v.d_steps} D steps"] if v.d_steps > 1 else []
     parts += [f"{v.image_size} px"] if v.image_size != 32 else []
     return ", ".join(parts)
 
 
-def _f(m: dict, key: str) -> str:
-    return f"{m[key]:.3f}" if key in m and m[key] == m[key] else "–"
+def _f(m: dict, key: str, digits: int = 3) -> str:
+    """A cell: a per-variant summary leaf (mean ± CI over seeds) or a plain number (the real row)."""
+    return fmt_ci(m.get(key), digits)
+
+
+def collapsed(metrics: dict) -> dict[str, bool]:
+    """The collapse alarm per variant: its within-class MS-SSIM (mean over seeds) against real test images'
+    (``collapse_alarm``: more than real + 0.15 raises it)."""
+    real = metrics["real"]["ms_ssim_within_class"]
+    return {n: collapse_alarm((m.get("ms_ssim_within_class") or {}).get("mean"), real)
+            for n, m in metrics["variants"].items()}
+
+
+def _name(metrics: dict, name: str) -> str:
+    return collapse_label(name, metrics.get("collapsed", {}).get(name, False))
 
 
 def table4(metrics: dict, variants: dict[str, GanVariant]) -> str:
-    """The ablation table in the form of seed Table 4, row (a) being real test images."""
-    head = ("| row | model | feature | IS (digit classifier) | FD (digit-classifier features) | class agreement "
-            "| within-class MS-SSIM |\n|---|---|---|---|---|---|---|")
+    """The ablation table in the form of seed Table 4, row (a) being real test images; each variant's cells are
+    mean ± 95 % CI half-width over its seeds, a collapsed variant's name in bold."""
+    head = ("| row | model | feature | seeds | IS (digit classifier) | IS / real | FD (digit-classifier features) "
+            "| class agreement | within-class MS-SSIM |\n|---|---|---|---|---|---|---|---|---|")
     r = metrics["real"]
-    rows = [f"| (a) | real test images (upper bound) | – | {r['is_mean']:.2f} ± {r['is_std']:.2f} | {_f(r, FD_NAME)} "
+    rows = [f"| (a) | real test images (upper bound) | – | – | {r['is_mean']:.2f} | 1 | {_f(r, FD_NAME)} "
             f"| {_f(r, 'agreement')} | {_f(r, 'ms_ssim_within_class')} |"]
     for i, (name, m) in enumerate(metrics["variants"].items()):
         v = variants[name]
-        rows.append(f"| ({chr(ord('b') + i)}) | `{name}`: {describe(v)} | {v.feature} | {m['is_mean']:.2f} ± "
-                    f"{m['is_std']:.2f} | {_f(m, FD_NAME)} | {_f(m, 'agreement')} | {_f(m, 'ms_ssim_within_class')} |")
+        rows.append(f"| ({chr(ord('b') + i)}) | {_name(metrics, name)}: {describe(v)} | {v.feature} "
+                    f"| {', '.join(map(str, m['seeds']))} | {_f(m, 'is_mean', 2)} | {_f(m, 'is_ratio', 2)} "
+                    f"| {_f(m, FD_NAME)} | {_f(m, 'agreement')} | {_f(m, 'ms_ssim_within_class')} |")
     return "\n".join([head, *rows])
 
 
@@ -154,23 +175,24 @@ def table2(metrics: dict, variants: dict[str, GanVariant], feature_info: dict) -
     out = []
     for g in groups:
         lines = [f"Model: {describe(variants[g[0]])}\n",
-                 "| feature | dims | linear probe acc. (test voices) | IS (digit classifier) | FD (digit-classifier "
-                 "features) | class agreement |\n|---|---|---|---|---|---|"]
+                 "| feature | dims | linear probe acc. (test voices) | seeds | IS (digit classifier) | FD (digit-"
+                 "classifier features) | class agreement |\n|---|---|---|---|---|---|---|"]
         for name in g:
             m, f = metrics["variants"][name], feature_info[variants[name].feature]
-            lines.append(f"| {variants[name].feature} (`{name}`) | {f['dim']} | {f['probe_accuracy']:.3f} | "
-                         f"{m['is_mean']:.2f} ± {m['is_std']:.2f} | {_f(m, FD_NAME)} | {_f(m, 'agreement')} |")
+            lines.append(f"| {variants[name].feature} ({_name(metrics, name)}) | {f['dim']} | "
+                         f"{f['probe_accuracy']:.3f} | {', '.join(map(str, m['seeds']))} | {_f(m, 'is_mean', 2)} | "
+                         f"{_f(m, FD_NAME)} | {_f(m, 'agreement')} |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
 
 
 def volume_table(metrics: dict, gains: list[float]) -> str:
-    """Class agreement / mean ink per gain and variant."""
+    """Class agreement / mean ink per gain and variant (means over seeds; the agreement's ± is the 95 % CI)."""
     head = "| variant | " + " | ".join(f"×{g:g}" for g in gains) + " |\n|---|" + "---|" * len(gains)
     rows = []
     for name, m in metrics["variants"].items():
         vol = m.get("volume", {})
-        cells = [f"{vol[f'{g:g}']['agreement']:.2f} / {vol[f'{g:g}']['ink']:.2f}" if f"{g:g}" in vol else "–"
-                 for g in gains]
-        rows.append(f"| `{name}` | " + " | ".join(cells) + " |")
+        cells = [f"{_f(vol[f'{g:g}'], 'agreement', 2)} / {vol[f'{g:g}']['ink']['mean']:.2f}"
+                 if f"{g:g}" in vol else "–" for g in gains]
+        rows.append(f"| {_name(metrics, name)} | " + " | ".join(cells) + " |")
     return "\n".join([head, *rows])

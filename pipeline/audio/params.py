@@ -66,6 +66,8 @@ class GanVariant:
     conditioning: str = _c("concat", choices=CONDITIONING)
     aux_weight: float = _c(0.0, *NONNEG)
     mismatch_weight: float = _c(0.0, *NONNEG)
+    mode_seeking: float = _c(0.0, *NONNEG)
+    ema: float = _c(0.0, lambda v: 0 <= v < 1, "in [0, 1)")
     image_size: int = _c(32, choices=(32, 64))
     latent_dim: int = _c(64, *POS)
     cond_dim: int = _c(64, *POS)
@@ -92,7 +94,8 @@ class AudioTrainGanParams(GanVariant, GanSection):
     steps_per_epoch: Optional[int] = _c(None, *POS)
     batch_size: int = _c(32, lambda v: v >= 2, ">= 2")
     samples_per_clip: int = _c(4, *POS)
-    seed: int = _c(0, *NONNEG)
+    seeds: list[int] = _c([0], lambda v: len(v) > 0 and len(set(v)) == len(v) and min(v) >= 0,
+                          "a non-empty list of distinct seeds >= 0 (one training run per variant and seed)")
     device: str = _c("auto", choices=DEVICES)
 
     def variant(self, name: str) -> GanVariant:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from pipeline.nn.init import init_normal
-from pipeline.sensor.nets import Discriminator1D, Generator1D
+from pipeline.sensor.nets import DiffAugment, Discriminator1D, Generator1D
 from pipeline.sensor.data import MinMaxScaler, WindowSet
 from pipeline.sensor.params import GanVariant, SensorTrainGanParams
 from pipeline.train import gan as latent
@@ -19,27 +19,35 @@ from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_c
 
 def build(v: GanVariant, channels: int, length: int, n_classes: int) -> tuple[Generator1D, Discriminator1D]:
     k = n_classes if v.conditional else 0
-    g = Generator1D(channels, length, v.latent_dim, v.ngf, k)
-    d = Discriminator1D(channels, length, v.ndf, k, norm="none" if v.loss == "wgan-gp" else "batch")
+    g = Generator1D(channels, length, v.latent_dim, v.ngf, k, pad=v.g_pad)
+    # d_norm "spectral" replaces batch norm (SNGAN); a WGAN-GP critic never has batch norm
+    d = Discriminator1D(channels, length, v.ndf, k,
+                        norm="batch" if v.d_norm == "batch" and v.loss != "wgan-gp" else "none",
+                        spectral=v.d_norm == "spectral", mbstd=v.mbstd)
     init_normal(g)
     init_normal(d)
     return g, d
 
 
-def train(p: SensorTrainGanParams, v: GanVariant, train_set: WindowSet, scaler: MinMaxScaler, n_classes: int,
-          checkpoints: Path | None = None,
+def train(p: SensorTrainGanParams, v: GanVariant, seed: int, train_set: WindowSet, scaler: MinMaxScaler,
+          n_classes: int, checkpoints: Path | None = None,
           on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> tuple[Generator1D, list[dict]]:
-    """Fit one variant on the training windows scaled to [-1, 1]; returns the generator and the loss history."""
-    torch.manual_seed(p.seed)
+    """Fit one variant with ``seed`` on the training windows scaled to [-1, 1]; returns the generator to
+    sample from (its EMA copy when ``v.ema`` > 0) and the loss history."""
+    torch.manual_seed(seed)
     _, channels, length = train_set.x.shape
     g, d = build(v, channels, length, n_classes)
-    family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight)
-    cfg = train_config(p, v, optimizer_G=v.optimizer_G, optimizer_D=v.optimizer_D)
+    if v.augment:  # D sees real and generated windows through the same random augmentation
+        d = DiffAugment(d, tuple(v.augment))
+    family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight,
+                             diversity_sensitive=v.diversity_sensitive)
+    cfg = train_config(p, v, seed, epochs=v.epochs, batch_size=v.batch_size, optimizer_G=v.optimizer_G,
+                       optimizer_D=v.optimizer_D, ema=v.ema)
     x = torch.as_tensor(scaler.transform(train_set.x), dtype=torch.float32)
     y = torch.as_tensor(train_set.y, dtype=torch.long)
     trainer = AdversarialTrainer(family, cfg, checkpoints)
-    history = trainer.fit(LabelledSampler(x, y, p.batch_size, p.seed), on_epoch)
-    return g.cpu().eval(), history
+    history = trainer.fit(LabelledSampler(x, y, v.batch_size, seed), on_epoch)
+    return trainer.generator().cpu().eval(), history
 
 
 def generate(g: Generator1D, v: GanVariant, n_classes: int, per_class: int, scaler: MinMaxScaler,

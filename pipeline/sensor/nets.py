@@ -11,19 +11,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.sensor.params import AUGMENTS
 
-def _up(cin: int, cout: int) -> nn.Sequential:
+
+def _up(cin: int, cout: int, pad: str = "zeros") -> nn.Sequential:
     # upsample + conv rather than a strided transposed conv: the latter stamps a period-2 checkerboard
     # onto smooth signals (measured here as spectra far from the real ones)
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="linear", align_corners=False),
-                         nn.Conv1d(cin, cout, 5, padding=2, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
+                         nn.Conv1d(cin, cout, 5, padding=2, bias=False, padding_mode=pad), nn.BatchNorm1d(cout),
+                         nn.ReLU(inplace=True))
 
 
 class Generator1D(nn.Module):
-    """z (B, latent) [+ class y (B,)] → window (B, channels, length) in [-1, 1]; length divisible by 8."""
+    """z (B, latent) [+ class y (B,)] → window (B, channels, length) in [-1, 1]; length divisible by 8.
+    ``pad``: the convolutions' padding mode; "zeros" (the seed) bends every window's ends toward 0, which
+    a time-series classifier spots; "replicate" does not."""
 
     def __init__(self, channels: int, length: int, latent_dim: int = 100, ngf: int = 32,
-                 n_classes: int = 0) -> None:
+                 n_classes: int = 0, pad: str = "zeros") -> None:
         super().__init__()
         if length % 8:
             raise ValueError(f"window length must be divisible by 8, got {length}")
@@ -32,10 +37,11 @@ class Generator1D(nn.Module):
         self.fc = nn.Sequential(nn.Linear(latent_dim * (2 if n_classes else 1), ngf * 4 * self.base, bias=False),
                                 nn.BatchNorm1d(ngf * 4 * self.base), nn.ReLU(inplace=True))
         self.ngf = ngf
-        self.body = nn.Sequential(_up(ngf * 4, ngf * 2), _up(ngf * 2, ngf), _up(ngf, ngf))
+        self.body = nn.Sequential(_up(ngf * 4, ngf * 2, pad), _up(ngf * 2, ngf, pad), _up(ngf, ngf, pad))
         # per-channel heads: mix into `channels` groups of 8 maps, then one grouped conv per axis
-        self.head = nn.Sequential(nn.Conv1d(ngf, channels * 8, 5, padding=2), nn.ReLU(inplace=True),
-                                  nn.Conv1d(channels * 8, channels, 5, padding=2, groups=channels), nn.Tanh())
+        self.head = nn.Sequential(nn.Conv1d(ngf, channels * 8, 5, padding=2, padding_mode=pad), nn.ReLU(inplace=True),
+                                  nn.Conv1d(channels * 8, channels, 5, padding=2, groups=channels, padding_mode=pad),
+                                  nn.Tanh())
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
@@ -44,14 +50,37 @@ class Generator1D(nn.Module):
         return self.head(self.body(h))
 
 
-class Discriminator1D(nn.Module):
-    """window (B, channels, length) [+ y] → logit (B,). ``norm``: batch (DCGAN) or none (WGAN-GP critic)."""
+class MinibatchStd(nn.Module):
+    """Appends one channel: the std of each feature over the batch, averaged (Karras et al. 2018), so D can
+    see a batch whose windows are all alike. (B, C, T) → (B, C + 1, T); groups of ``group`` samples."""
 
-    def __init__(self, channels: int, length: int, ndf: int = 32, n_classes: int = 0, norm: str = "batch") -> None:
+    def __init__(self, group: int = 4) -> None:
         super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        g = min(self.group, b)
+        if b % g:
+            g = 1 if b < 2 else next(k for k in range(g, 0, -1) if b % k == 0)
+        if g < 2:
+            return torch.cat([x, x.new_zeros(b, 1, t)], dim=1)
+        s = x.view(g, b // g, c, t).var(dim=0, unbiased=False).add(1e-8).sqrt().mean(dim=(1, 2))  # (B/g,)
+        return torch.cat([x, s.repeat(g).view(b, 1, 1).expand(b, 1, t)], dim=1)
+
+
+class Discriminator1D(nn.Module):
+    """window (B, channels, length) [+ y] → logit (B,). ``norm``: batch (DCGAN) or none (WGAN-GP critic);
+    ``spectral``: spectral normalisation on every weight layer; ``mbstd``: a minibatch-std channel before
+    the last block."""
+
+    def __init__(self, channels: int, length: int, ndf: int = 32, n_classes: int = 0, norm: str = "batch",
+                 spectral: bool = False, mbstd: bool = False) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
 
         def block(cin: int, cout: int, groups: int = 1, bn: bool = True) -> list[nn.Module]:
-            layers: list[nn.Module] = [nn.Conv1d(cin, cout, 5, 2, 2, groups=groups)]
+            layers: list[nn.Module] = [sn(nn.Conv1d(cin, cout, 5, 2, 2, groups=groups))]
             if bn and norm == "batch":
                 layers.append(nn.BatchNorm1d(cout))
             return layers + [nn.LeakyReLU(0.2, inplace=True)]
@@ -60,10 +89,11 @@ class Discriminator1D(nn.Module):
         self.features = nn.Sequential(
             *block(channels, channels * per, groups=channels, bn=False),     # each axis on its own
             *block(channels * per, channels * per, groups=channels),
-            *block(channels * per, ndf * 2), *block(ndf * 2, ndf * 4),
+            *block(channels * per, ndf * 2),
+            *([MinibatchStd()] if mbstd else []), *block(ndf * 2 + int(mbstd), ndf * 4),
             nn.AdaptiveAvgPool1d(1), nn.Flatten())
-        self.out = nn.Linear(ndf * 4, 1)
-        self.embed = nn.Embedding(n_classes, ndf * 4) if n_classes else None
+        self.out = sn(nn.Linear(ndf * 4, 1))
+        self.embed = sn(nn.Embedding(n_classes, ndf * 4)) if n_classes else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)
@@ -71,6 +101,35 @@ class Discriminator1D(nn.Module):
         if self.embed is not None:
             logit = logit + (self.embed(y) * h).sum(dim=1)
         return logit
+
+
+class DiffAugment(nn.Module):
+    """Differentiable augmentation for time series in front of D (Zhao et al. 2020, for windows): the same
+    random policy on real and generated batches, so D cannot tell them apart by it and G gets gradients
+    through it. (B, C, T) in [-1, 1] → same shape. ``jitter``: + N(0, 0.03²) per step; ``scale``: × a
+    per-sample, per-channel factor exp(N(0, 0.1²)); ``shift``: a circular time shift of up to T/8 steps."""
+
+    def __init__(self, inner: nn.Module, policy: tuple[str, ...]) -> None:
+        super().__init__()
+        unknown = sorted(set(policy) - set(AUGMENTS))
+        if unknown:
+            raise ValueError(f"unknown augmentation {unknown} (known: {', '.join(AUGMENTS)})")
+        self.inner, self.policy = inner, tuple(policy)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        if "scale" in self.policy:
+            x = x * torch.exp(0.1 * torch.randn(b, c, 1, device=x.device, dtype=x.dtype))
+        if "jitter" in self.policy:
+            x = x + 0.03 * torch.randn_like(x)
+        if "shift" in self.policy:
+            k = torch.randint(-(t // 8), t // 8 + 1, (b, 1, 1), device=x.device)
+            idx = (torch.arange(t, device=x.device).view(1, 1, t) - k) % t
+            x = x.gather(2, idx.expand(b, c, t))
+        return x
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.inner(self.augment(x), y)
 
 
 class Classifier1D(nn.Module):

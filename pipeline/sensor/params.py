@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 from pipeline.errors import PipelineError
 from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
-from pipeline.train.gan_params import LOSSES, OPTIMIZERS, GanSection, variant_names, variant_overrides
+from pipeline.train.gan_params import EMA_DECAY, LOSSES, OPTIMIZERS, GanSection, variant_names, variant_overrides
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
+AUGMENTS = ("jitter", "scale", "shift")  # differentiable augmentations of windows (pipeline.sensor.nets.DiffAugment)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,15 @@ class GanVariant:
     beta1: float = _c(0.5, *UNIT)
     gp_weight: float = _c(10.0, *NONNEG)
     d_steps: int = _c(1, *POS)
+    g_pad: str = _c("zeros", choices=("zeros", "replicate", "reflect"))  # G's conv padding (seed: zeros)
+    d_norm: str = _c("batch", choices=("batch", "none", "spectral"))  # D's normalisation (a WGAN-GP critic: none)
+    mbstd: bool = _c(False)  # a minibatch-std channel in D (it sees a batch of look-alikes)
+    augment: list[str] = _c([], lambda v: len(set(v)) == len(v) and set(v) <= set(AUGMENTS),
+                            f"a list of distinct names from {', '.join(AUGMENTS)}")
+    ema: float = _c(0.0, *EMA_DECAY)
+    diversity_sensitive: float = _c(0.0, *NONNEG)  # DSGAN's diversity reward on G (pipeline.train.gan); 0: off
+    epochs: int = _c(40, *POS)
+    batch_size: int = _c(32, *POS)
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,9 @@ class SensorTrainGanParams(GanVariant, GanSection):
 
     run: list[str] = variant_names("dcgan")
     variants: dict[str, dict] = variant_overrides("dcgan")
-    epochs: int = _c(40, *POS)
-    batch_size: int = _c(32, *POS)
     samples_per_class: int = _c(100, *POS)
-    seed: int = _c(0, *NONNEG)
+    seeds: list[int] = _c([0], lambda v: len(v) > 0 and len(set(v)) == len(v) and min(v) >= 0,
+                          "a non-empty list of distinct seeds >= 0 (one training run per variant and seed)")
     device: str = _c("auto", choices=DEVICES)
 
 

@@ -18,8 +18,11 @@ from pipeline.train.device import pick_device
 
 
 def fit_classifier(build: Callable[[], nn.Module], x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
-                   lr: float, seed: int, device: str = "auto", desc: str = "classifier") -> nn.Module:
-    """Train ``build()`` on (x, y) and return it in eval mode on the CPU."""
+                   lr: float, seed: int, device: str = "auto", desc: str = "classifier",
+                   decay: bool = False) -> nn.Module:
+    """Train ``build()`` on (x, y) and return it in eval mode on the CPU. ``decay``: the learning rate falls
+    linearly to 0 over the steps, so the final weights do not depend on where the last constant-rate steps
+    happened to land (at a constant 1e-3 the video scorer's test accuracy ranged 0.61-0.91 over seeds)."""
     torch.manual_seed(seed)
     setup = pick_device(device)
     model = build().to(setup.device)
@@ -27,6 +30,8 @@ def fit_classifier(build: Callable[[], nn.Module], x: np.ndarray, y: np.ndarray,
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
     g = torch.Generator().manual_seed(seed)
     bs = min(batch_size, len(xt))
+    steps = epochs * max(1, len(xt) // bs)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1.0 - i / steps)) if decay else None
     model.train()
     for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
         order = torch.randperm(len(xt), generator=g)
@@ -37,6 +42,8 @@ def fit_classifier(build: Callable[[], nn.Module], x: np.ndarray, y: np.ndarray,
                 loss = F.cross_entropy(model(xt[ix].to(setup.device)), yt[ix].to(setup.device))
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
     return model.cpu().eval()
 
 

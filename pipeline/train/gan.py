@@ -5,6 +5,13 @@ variant's generator.
 Works for any data shape: sensor windows, images, clips. G(z[, y]) → sample; D(x[, y]) → logit (B,).
 Losses: ``bce`` (non-saturating DCGAN), ``hinge``, ``wgan-gp`` (Gulrajani et al. 2017, penalty on
 random interpolates of real and fake).
+
+Two terms in G's loss work against within-class collapse (a generator that ignores z and draws one sample
+per condition). Both use ratio = mean|G(z1, y) − G(z2, y)| / mean|z1 − z2| for a second latent draw z2 with
+the same conditions: ``mode_seeking`` > 0 adds MSGAN's ``mode_seeking / (ratio + 1e-5)`` (Mao et al. 2019),
+``diversity_sensitive`` > 0 adds DSGAN's linear reward ``−diversity_sensitive × ratio`` (Yang et al. 2019,
+without its clipping). Their scales differ: on the sensor's tiny-set test MSGAN at 1.0 overpowered the
+adversarial loss, and DSGAN at 1.0 fitted it.
 """
 
 from __future__ import annotations
@@ -27,11 +34,13 @@ class LatentGanFamily:
     pooled: tuple[str, ...] = ()
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_dim: int, loss: str = "bce",
-                 conditional: bool = False, gp_weight: float = 10.0) -> None:
+                 conditional: bool = False, gp_weight: float = 10.0, mode_seeking: float = 0.0,
+                 diversity_sensitive: float = 0.0) -> None:
         if loss not in ("bce", "hinge", "wgan-gp"):
             raise ValueError(f"unknown GAN loss {loss!r}")
         self.G, self.D, self.latent_dim = generator, discriminator, latent_dim
         self.loss, self.conditional, self.gp_weight = loss, conditional, gp_weight
+        self.mode_seeking, self.diversity_sensitive = mode_seeking, diversity_sensitive
 
     def modules(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -44,8 +53,18 @@ class LatentGanFamily:
 
     def _fake(self, batch: Batch) -> torch.Tensor:
         x = batch["x"]
-        z = torch.randn(len(x), self.latent_dim, device=x.device)
-        return self.G(z, self._labels(batch))
+        self._z = torch.randn(len(x), self.latent_dim, device=x.device)  # the mode-seeking term reuses it
+        return self.G(self._z, self._labels(batch))
+
+    def diversity_terms(self, batch: Batch, fake: torch.Tensor, logs: dict[str, float]) -> torch.Tensor:
+        """The mode-seeking and diversity-sensitive terms for ``fake`` = G(z1, y) of the last ``_fake`` call
+        and a new z2 with the same conditions (0 when both are off); logs the ratio as ``G_ms_ratio``."""
+        if self.mode_seeking <= 0 and self.diversity_sensitive <= 0:
+            return fake.new_zeros(())
+        z2 = torch.randn_like(self._z)
+        ratio = (fake - self.G(z2, self._labels(batch))).abs().mean() / (self._z - z2).abs().mean()
+        logs["G_ms_ratio"] = float(ratio.detach())
+        return self.mode_seeking / (ratio + 1e-5) - self.diversity_sensitive * ratio
 
     def fresh_fakes(self, batch: Batch) -> Batch:
         return {"fake": self._fake(batch).detach()}
@@ -57,7 +76,8 @@ class LatentGanFamily:
             loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
         else:
             loss = -out.mean()
-        return loss, {"G_adv": float(loss.detach())}, {"fake": fake}
+        logs = {"G_adv": float(loss.detach())}
+        return loss + self.diversity_terms(batch, fake, logs), logs, {"fake": fake}
 
     def discriminator_loss(self, batch: Batch, fakes: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         real, fake, y = batch["x"], fakes["fake"], self._labels(batch)
@@ -115,12 +135,13 @@ def sample(generator: nn.Module, labels: torch.Tensor, latent_dim: int, seed: in
     return torch.cat(out)
 
 
-def train_config(p: Any, v: Any, **settings: Any) -> TrainConfig:
-    """Harness settings of variant ``v`` of a ``<domain>_train_gan`` section ``p``: the section's epochs, batch
-    size, seed and device, the variant's learning rates, beta1 and critic steps, no history pool and a
-    constant learning rate; ``settings`` add the domain's own (optimizers, EMA, ...) or override."""
+def train_config(p: Any, v: Any, seed: int, **settings: Any) -> TrainConfig:
+    """Harness settings of one run (variant ``v``, ``seed``) of a ``<domain>_train_gan`` section ``p``: the
+    section's epochs, batch size and device, the variant's learning rates, beta1 and critic steps, no history
+    pool and a constant learning rate; ``settings`` add the domain's own (optimizers, EMA, ...) or override."""
     return TrainConfig(**{"epochs": p.epochs, "lr": v.lr_G, "lr_D": v.lr_D, "beta1": v.beta1,
-                          "batch_size": p.batch_size, "pool_size": 0, "seed": p.seed, "device": p.device,
+                          "batch_size": p.batch_size, "pool_size": 0, "seed": seed,
+                          "device": p.device,
                           "schedule": "constant", "d_steps": v.d_steps, **settings})
 
 

@@ -13,14 +13,9 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
+from pipeline.stage import run_name
 
 T = TypeVar("T")
-
-
-def run_name(variant: str, seed: int) -> str:
-    """The name of one training run of a variant: ``<variant>-<seed>`` (its DVC stage is
-    ``<domain>_train_gan@<variant>-<seed>`` and its folder ``<gans>/<variant>-<seed>``)."""
-    return f"{variant}-{seed}"
 
 
 def seed_runs(variants: list[str], seeds: list[int]) -> dict[str, tuple[str, int]]:

@@ -27,11 +27,14 @@ def build(p: VideoPrepareParams) -> tuple[dict[str, ClipSet], list[str], dict[st
     """The clips of ``p.source`` per split, the class names and counts for the metrics."""
     if p.source == "moving_mnist":
         digits = moving_mnist.mnist_digits(p.digit_size)
+        chosen = tuple(p.digits) if sorted(p.digits) != list(range(10)) else None
+        motions = tuple(moving_mnist.MOTION_CLASSES.index(m) for m in p.motions)
         sets, counts = {}, {}
         for split, n in (("train", p.train_clips), ("test", p.test_clips)):
-            c = moving_mnist.moving_mnist(n, split, p.size, p.frames, p.digit_size, p.speed, p.seed, digits)
-            sets[split] = ClipSet(c.x, c.motion if p.label == "motion" else c.digit)
-        return sets, list(moving_mnist.LABELS[p.label]), counts
+            c = moving_mnist.moving_mnist(n, split, p.size, p.frames, p.digit_size, p.speed, p.seed, digits,
+                                          p.label, chosen, motions)
+            sets[split] = ClipSet(c.x, moving_mnist.class_index(c, p.label, tuple(p.digits), motions))
+        return sets, moving_mnist.class_names(p.label, tuple(p.digits), motions), counts
     root = Path(p.source)
     if not root.is_dir():
         raise PipelineError(f"video_prepare.source: {p.source!r} is neither 'moving_mnist' nor a folder")

@@ -9,6 +9,9 @@
 * Optional activation-maximisation samples (seed §4.4): latents optimised so that a *conditioner*
   network (a different architecture from the scorer) sees a target class; the scorer then grades them.
   The conditioner's own hit rate is reported next to the scorer's to show why it must not grade (§4.6.3).
+* Seeds and the collapse alarm: every run (variant × training seed) is scored; each variant's row is the
+  mean ± 95 % t-interval over its seeds (``over_seeds``), and a variant whose mean frame MS-SSIM is more
+  than 0.15 above the real test clips' (``collapse_alarm``) is flagged as collapsed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineError
 from pipeline.metrics.distances import feature_distance
-from pipeline.metrics.generative import inception_score, ms_ssim_diversity
+from pipeline.metrics.generative import collapse_alarm, collapse_label, inception_score, ms_ssim_diversity
+from pipeline.metrics.stats import fmt_ci, over_seeds
 from pipeline.video.scorers import build_classifier
 from pipeline.train.classifier import features, fit_classifier, predict_proba
 from pipeline.train.pixels import to_uint8, to_unit
@@ -56,7 +60,7 @@ def uniform_noise(n: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
 
 def fit(p: VideoClassifyParams, name: str, train: ClipSet, n_classes: int, seed: int) -> nn.Module:
     return fit_classifier(lambda: build_classifier(name, train.x.shape[1], n_classes, p.width), to_unit(train.x),
-                          train.y, p.epochs, p.batch_size, p.lr, seed, p.device, f"{name} on real clips")
+                          train.y, p.epochs, p.batch_size, p.lr, seed, p.device, f"{name} on real clips", decay=True)
 
 
 @dataclass
@@ -99,11 +103,11 @@ def activation_max(g: nn.Module, latent_dim: int, conditioner: nn.Module, n_clas
     opt = torch.optim.Adam([z], lr=lr)
     for _ in tqdm(range(steps), desc="activation maximisation", unit="step", leave=False):
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(conditioner(g(z)), target) + 0.5 * z.pow(2).mean()
+        loss = F.cross_entropy(conditioner(g(z, target)), target) + 0.5 * z.pow(2).mean()
         loss.backward()
         opt.step()
-    with torch.no_grad():
-        return to_uint8(g(z).numpy()), target.numpy()
+    with torch.no_grad():  # a conditional G is also given the target class; an unconditional one ignores it
+        return to_uint8(g(z, target).numpy()), target.numpy()
 
 
 def hit_rate(model: nn.Module, clips: np.ndarray, target: np.ndarray) -> float:
@@ -112,28 +116,35 @@ def hit_rate(model: nn.Module, clips: np.ndarray, target: np.ndarray) -> float:
 
 
 def table(metrics: dict, scorer: str) -> str:
-    """The note's table: reference rows (real test, noise), then one row per variant."""
+    """The note's table: reference rows (real test, noise), then one row per variant (mean ± 95 % t-interval
+    over its seeds; collapsed variants in bold)."""
     def f(v) -> str:
-        return "–" if v is None else f"{v:.3f}"
+        return fmt_ci(v)
 
-    head = (f"| clips | IS ({scorer}) | fd_{scorer} | MS-SSIM (frames) | temporal change | IS of AM samples "
-            f"| AM hit: conditioner / scorer |\n|---|---|---|---|---|---|---|")
+    head = (f"| clips | seeds | IS ({scorer}) | fd_{scorer} | MS-SSIM (frames) | temporal change | IS of AM samples "
+            f"| AM hit: conditioner / scorer |\n|---|---|---|---|---|---|---|---|")
     rows = []
     for label, r in [("real test (reference)", metrics["real"]), ("uniform noise (floor)", metrics["noise"]),
-                     *((f"`{n}`", r) for n, r in metrics["variants"].items())]:
+                     *((collapse_label(n, metrics["collapsed"].get(n, False)), r)
+                       for n, r in metrics["variants"].items())]:
         am = r.get("am", {})
         hits = f"{f(am.get('conditioner_hit'))} / {f(am.get('scorer_hit'))}" if am else "–"
-        rows.append(f"| {label} | {f(r[f'is_{scorer}'])} ± {f(r[f'is_{scorer}_std'])} | {f(r[f'fd_{scorer}'])} | "
+        seeds = ", ".join(map(str, r["seeds"])) if "seeds" in r else "–"
+        rows.append(f"| {label} | {seeds} | {f(r[f'is_{scorer}'])} | {f(r[f'fd_{scorer}'])} | "
                     f"{f(r['ms_ssim'])} | {f(r['temporal_change'])} | {f(am.get(f'is_{scorer}'))} | {hits} |")
     return "\n".join([head, *rows])
 
 
 def evaluate(p: VideoClassifyParams, train: ClipSet, test: ClipSet, n_classes: int, samples: dict[str, np.ndarray],
-             load_generator) -> tuple[dict, dict[str, np.ndarray]]:
-    """All metrics of the classify stage (variants under ``variants``) and the AM clips per variant.
+             load_generator, runs: dict[str, tuple[str, int]] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """All metrics of the classify stage and the AM clips per run.
 
+    ``samples`` and ``runs`` are keyed by run name (``<variant>-<seed>``; ``runs`` maps it to (variant, seed),
+    default: each name is its own variant, seed 0). Every run's row goes under ``runs``; ``variants`` holds
+    each variant's rows merged over its seeds and ``collapsed`` the collapse alarm per variant.
     ``load_generator(name)`` → (generator, latent_dim); only called when activation maximisation is on.
     """
+    runs = runs if runs is not None else {n: (n, 0) for n in samples}
     model = fit(p, p.classifier, train, n_classes, p.seed)
     scorer = Scorer(model, p.classifier, p.is_splits, features(model, to_unit(train.x)))
     pairs, seed = p.ms_ssim_pairs, p.seed
@@ -141,7 +152,7 @@ def evaluate(p: VideoClassifyParams, train: ClipSet, test: ClipSet, n_classes: i
             "train_clips": len(train.x)}
     n_noise = max(len(next(iter(samples.values()))) if samples else 0, p.is_splits)
     out: dict = {"scorer": p.classifier, "real": real,
-                 "noise": scorer.score(uniform_noise(n_noise, test.x.shape[1:], seed), pairs, seed), "variants": {}}
+                 "noise": scorer.score(uniform_noise(n_noise, test.x.shape[1:], seed), pairs, seed), "runs": {}}
     conditioner = fit(p, p.conditioner, train, n_classes, p.seed + 1) if p.am_steps else None
     if conditioner is not None:
         real["conditioner"] = p.conditioner
@@ -158,5 +169,8 @@ def evaluate(p: VideoClassifyParams, train: ClipSet, test: ClipSet, n_classes: i
                          "conditioner_hit": hit_rate(conditioner, am, target),
                          "scorer_hit": hit_rate(model, am, target)}
             am_clips[name] = am
-        out["variants"][name] = row
+        out["runs"][name] = row
+    out["variants"] = over_seeds(out["runs"], runs)
+    out["collapsed"] = {v: collapse_alarm(r["ms_ssim"]["mean"], real["ms_ssim"], "similarity")
+                        for v, r in out["variants"].items()}
     return out, am_clips

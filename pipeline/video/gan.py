@@ -15,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.errors import PipelineError
 from pipeline.nn.init import init_normal
-from pipeline.video.nets import VideoDiscriminator, VideoGenerator, inflate
+from pipeline.video.nets import SpriteGenerator, VideoDiscriminator, VideoFrameDiscriminator, VideoGenerator, inflate
 from pipeline.train import gan as latent
 from pipeline.train.adversarial import AdversarialTrainer, TrainConfig
 from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_config
@@ -40,22 +41,31 @@ class VideoGanFamily(LatentGanFamily):
 
     def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator, latent_dim: int,
                  loss: str = "bce", gp_weight: float = 10.0, lambda_adv: float = 1.0, lambda_feat: float = 0.0,
-                 lambda_vid: float = 0.0) -> None:
-        super().__init__(generator, discriminator, latent_dim, loss, False, gp_weight)
-        self.lambdas = (lambda_adv, lambda_feat, lambda_vid)
+                 lambda_vid: float = 0.0, conditional: bool = False, augment: bool = False) -> None:
+        super().__init__(generator, discriminator, latent_dim, loss, conditional, gp_weight)
+        self.lambdas, self.augment = (lambda_adv, lambda_feat, lambda_vid), augment
+
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x) if self.augment else x
+
+    def discriminator_loss(self, batch: Batch, fakes: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        if not self.augment:
+            return super().discriminator_loss(batch, fakes, epoch)
+        return super().discriminator_loss({**batch, "x": self._aug(batch["x"])}, {"fake": self._aug(fakes["fake"])},
+                                          epoch)
 
     def generator_loss(self, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float], Batch]:
         real = batch["x"]
         fake = self._fake(batch)
-        h_fake = self.D.trunk(fake)
-        out = self.D.logit(h_fake)
+        seen = self._aug(fake)
+        out = self.D(seen, self._labels(batch))
         adv = F.binary_cross_entropy_with_logits(out, torch.ones_like(out)) if self.loss == "bce" else -out.mean()
         la, lf, lv = self.lambdas
         total, logs = la * adv, {"G_adv": float(adv.detach())}
         if lf > 0:
             with torch.no_grad():
                 f_real = self.D.features(real).mean(0)
-            feat = (h_fake.flatten(2).mean(2).mean(0) - f_real).pow(2).mean()
+            feat = (self.D.features(seen).mean(0) - f_real).pow(2).mean()
             total = total + lf * feat
             logs["G_feat"] = float(feat.detach())
         if lv > 0:
@@ -65,88 +75,128 @@ class VideoGanFamily(LatentGanFamily):
         return total, logs, {"fake": fake}
 
 
-def build(v: GanVariant, dims: int, channels: int, size: int, frames: int) -> tuple[VideoGenerator,
-                                                                                    VideoDiscriminator]:
-    g = VideoGenerator(dims, channels, size, frames, v.latent_dim, v.ngf)
-    d = VideoDiscriminator(dims, channels, size, frames, v.ndf, v.norm)
-    init_normal(g)
-    init_normal(d)
-    return g, d
+def diff_augment(x: torch.Tensor, shift: float = 0.125, cut: float = 0.5) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020) for clips (B, C, T, H, W): a random translation by up to ``shift`` of the
+    frame (zero fill) and one cutout square of ``cut`` × the frame side, both the same on every frame of a
+    clip, so motion is left intact; differentiable in ``x`` (applied to real and fake before D)."""
+    b, _, _, h, w = x.shape
+    dy = torch.randint(-int(h * shift), int(h * shift) + 1, (b,), device=x.device)
+    dx = torch.randint(-int(w * shift), int(w * shift) + 1, (b,), device=x.device)
+    rows = torch.arange(h, device=x.device)[None, :] - dy[:, None]  # source row of each output row
+    cols = torch.arange(w, device=x.device)[None, :] - dx[:, None]
+    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    idx = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
+    flat = x.flatten(3)
+    moved = flat.gather(3, idx.flatten(1)[:, None, None, :].expand(*flat.shape[:3], -1)).view_as(x)
+    ch, cw = int(h * cut), int(w * cut)
+    cy = torch.randint(0, h - ch + 1, (b,), device=x.device)
+    cx = torch.randint(0, w - cw + 1, (b,), device=x.device)
+    r, c = torch.arange(h, device=x.device)[None, :], torch.arange(w, device=x.device)[None, :]
+    hole = ((r >= cy[:, None]) & (r < cy[:, None] + ch))[:, :, None] & ((c >= cx[:, None]) & (c < cx[:, None] + cw))[:, None, :]
+    keep = (valid & ~hole)[:, None, None].to(x.dtype)
+    return moved * keep + (-1.0) * (1 - keep)  # -1: black in the [-1, 1] pixel scale
+
+
+def build(v: GanVariant, dims: int, channels: int, size: int, frames: int, n_classes: int = 0
+          ) -> tuple[VideoGenerator, VideoDiscriminator]:
+    k = n_classes if v.conditional else 0
+    if v.arch == "sprite" and dims == 3:
+        g = init_normal(SpriteGenerator(channels, size, frames, v.latent_dim, v.ngf, k)).init_motion()
+    else:
+        g = init_normal(VideoGenerator(dims, channels, size, frames, v.latent_dim, v.ngf, k))
+    d = init_normal(VideoDiscriminator(dims, channels, size, frames, v.ndf, v.norm, k))
+    if v.frame_d and dims == 3:
+        d = VideoFrameDiscriminator(d, init_normal(VideoDiscriminator(2, channels, size, frames, v.ndf, v.norm, k)))
+    return g, d.apply_spectral_norm()
 
 
 def family(v: GanVariant, g: VideoGenerator, d: VideoDiscriminator) -> VideoGanFamily:
-    return VideoGanFamily(g, d, v.latent_dim, v.loss, v.gp_weight, v.lambda_adv, v.lambda_feat, v.lambda_vid)
+    return VideoGanFamily(g, d, v.latent_dim, v.loss, v.gp_weight, v.lambda_adv, v.lambda_feat, v.lambda_vid,
+                          v.conditional, v.augment)
 
 
-def config(p: VideoTrainGanParams, v: GanVariant, epochs: int) -> TrainConfig:
-    return train_config(p, v, epochs=epochs, optimizer_G=v.optimizer_G, optimizer_D=v.optimizer_D, ema=v.ema,
+def config(p: VideoTrainGanParams, v: GanVariant, epochs: int, seed: int) -> TrainConfig:
+    return train_config(p, v, seed, epochs=epochs, optimizer_G=v.optimizer_G, optimizer_D=v.optimizer_D, ema=v.ema,
                         balance=v.balance)
 
 
-def _fit(p: VideoTrainGanParams, fam: VideoGanFamily, cfg: TrainConfig, x: torch.Tensor,
+def _fit(p: VideoTrainGanParams, fam: VideoGanFamily, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
          on_epoch: OnEpoch | None) -> tuple[AdversarialTrainer, list[dict]]:
     trainer = AdversarialTrainer(fam, cfg)
-    y = torch.zeros(len(x), dtype=torch.long)
-    history = trainer.fit(LabelledSampler(x, y, p.batch_size, p.seed), on_epoch)
+    history = trainer.fit(LabelledSampler(x, y, p.batch_size, cfg.seed), on_epoch)
     return trainer, history
 
 
-def pretrain_frames(p: VideoTrainGanParams, v: GanVariant, clips: np.ndarray,
+def pretrain_frames(p: VideoTrainGanParams, v: GanVariant, clips: np.ndarray, seed: int = 0,
                     on_epoch: OnEpoch | None = None) -> tuple[VideoGenerator, VideoDiscriminator, list[dict]]:
     """Train the 2D frame GAN on every frame of the training clips (the first step of seed §4.2)."""
-    torch.manual_seed(p.seed)
+    torch.manual_seed(seed)
     n, c, t, h, w = clips.shape
     g, d = build(v, 2, c, h, t)
     frames = torch.as_tensor(to_unit(clips.transpose(0, 2, 1, 3, 4).reshape(n * t, c, h, w)))
-    _, history = _fit(p, family(v, g, d), config(p, v, v.pretrain_epochs), frames, on_epoch)
+    _, history = _fit(p, family(v, g, d), config(p, v, v.pretrain_epochs, seed), frames,
+                      torch.zeros(len(frames), dtype=torch.long), on_epoch)
     return g.cpu(), d.cpu(), history
 
 
-def train(p: VideoTrainGanParams, v: GanVariant, clips: np.ndarray, on_epoch: OnEpoch | None = None,
-          on_pretrain: OnEpoch | None = None) -> tuple[VideoGenerator, dict[str, list[dict]]]:
-    """Fit one variant on uint8 clips (N, C, T, H, W); returns the generator to sample from (the EMA copy
-    when ``ema`` > 0) and the loss histories ({"pretrain_2d": …, "video": …})."""
+def train(p: VideoTrainGanParams, v: GanVariant, clips: np.ndarray, labels: np.ndarray | None = None,
+          n_classes: int = 0, seed: int = 0, on_epoch: OnEpoch | None = None, on_pretrain: OnEpoch | None = None
+          ) -> tuple[VideoGenerator, dict[str, list[dict]]]:
+    """Fit one variant on uint8 clips (N, C, T, H, W) (with their class ``labels`` when conditional) from
+    training seed ``seed``; returns the generator to sample from (the EMA copy when ``ema`` > 0) and the loss
+    histories ({"pretrain_2d": …, "video": …})."""
     _, c, t, h, _ = clips.shape
+    if v.conditional and (labels is None or n_classes < 1):
+        raise PipelineError("video_train_gan: a conditional variant needs the clips' labels")
+    y = torch.as_tensor(labels if labels is not None else np.zeros(len(clips)), dtype=torch.long)
     histories: dict[str, list[dict]] = {}
     g2 = d2 = None
     if v.init == "inflate":
-        g2, d2, histories["pretrain_2d"] = pretrain_frames(p, v, clips, on_pretrain)
-    torch.manual_seed(p.seed)
-    g, d = build(v, 3, c, h, t)
+        g2, d2, histories["pretrain_2d"] = pretrain_frames(p, v, clips, seed, on_pretrain)
+    torch.manual_seed(seed)
+    g, d = build(v, 3, c, h, t, n_classes)
     if g2 is not None:
         inflate(g2, g)
         inflate(d2, d)
-    trainer, histories["video"] = _fit(p, family(v, g, d), config(p, v, p.epochs), torch.as_tensor(to_unit(clips)),
-                                       on_epoch)
+    trainer, histories["video"] = _fit(p, family(v, g, d), config(p, v, p.epochs, seed),
+                                       torch.as_tensor(to_unit(clips)), y, on_epoch)
     return trainer.generator().cpu().eval(), histories
 
 
-def generate(g: VideoGenerator, latent_dim: int, n: int, seed: int) -> np.ndarray:
-    """``n`` uint8 clips (n, C, T, H, W) from a fixed seed."""
-    return to_uint8(sample(g, torch.zeros(n, dtype=torch.long), latent_dim, seed, False).numpy())
+def sample_labels(n: int, n_classes: int) -> torch.Tensor:
+    """Balanced class indices 0, 1, …, n_classes − 1, 0, … for ``n`` samples (0s when unconditional)."""
+    return torch.arange(n) % max(n_classes, 1)
+
+
+def generate(g: VideoGenerator, latent_dim: int, n: int, seed: int, n_classes: int = 0) -> np.ndarray:
+    """``n`` uint8 clips (n, C, T, H, W) from a fixed seed; a conditional G gets balanced classes."""
+    return to_uint8(sample(g, sample_labels(n, n_classes), latent_dim, seed, g.embed is not None).numpy())
 
 
 @torch.no_grad()
-def interpolate(g: VideoGenerator, latent_dim: int, pairs: int, steps: int, seed: int) -> np.ndarray:
+def interpolate(g: VideoGenerator, latent_dim: int, pairs: int, steps: int, seed: int, n_classes: int = 0
+                ) -> np.ndarray:
     """Clips from linearly interpolated latents between ``pairs`` random pairs (seed §5.2.4):
-    (pairs, steps, C, T, H, W) uint8; step 0 and the last step are the two endpoint samples."""
+    (pairs, steps, C, T, H, W) uint8; step 0 and the last step are the two endpoint samples (a conditional
+    G keeps pair i's class i mod n_classes fixed)."""
     g.eval()
     gen = torch.Generator().manual_seed(seed)
     z0, z1 = torch.randn(pairs, latent_dim, generator=gen), torch.randn(pairs, latent_dim, generator=gen)
     alpha = torch.linspace(0, 1, steps)[None, :, None]
     z = ((1 - alpha) * z0[:, None] + alpha * z1[:, None]).reshape(pairs * steps, latent_dim)
-    clips = to_uint8(g(z).float().numpy())
+    y = sample_labels(pairs, n_classes).repeat_interleave(steps)
+    clips = to_uint8(g(z, y if g.embed is not None else None).float().numpy())
     return clips.reshape(pairs, steps, *clips.shape[1:])
 
 
-def save_generator(path: Path, g: VideoGenerator, v: GanVariant, shape: tuple[int, ...]) -> None:
+def save_generator(path: Path, g: VideoGenerator, v: GanVariant, shape: tuple[int, ...], n_classes: int = 0) -> None:
     """``shape`` is one clip's (C, T, H, W)."""
-    latent.save_generator(path, g, v, shape=list(shape))
+    latent.save_generator(path, g, v, shape=list(shape), n_classes=n_classes)
 
 
 def _rebuild(v: GanVariant, saved: dict) -> VideoGenerator:
     c, t, h, _ = saved["shape"]
-    return build(v, 3, c, h, t)[0]
+    return build(v, 3, c, h, t, saved.get("n_classes", 0))[0]
 
 
 def load_generator(path: Path) -> tuple[VideoGenerator, GanVariant]:

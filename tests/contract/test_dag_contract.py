@@ -30,8 +30,9 @@ def module_of(stage: str) -> str:
 
 def _lookup(key: str):
     node = PARAMS
-    if "${item}" in key:  # a foreach stage over ``<section>.run``: check its first item
-        key = key.replace("${item}", PARAMS[key.split(".")[0]]["run"][0])
+    for item in ("${item}", "${item.variant}"):  # a foreach/matrix stage over ``<section>.run``: its first item
+        if item in key:
+            key = key.replace(item, PARAMS[key.split(".")[0]]["run"][0])
     for part in key.split("."):
         node = node[part]
     return node
@@ -63,6 +64,8 @@ def test_stage_params_cover_their_section():
         listed = set(st["params"])
         # a matrix axis (e.g. train_detector.sets) is part of the stage name, not a param dependency
         listed |= {v[2:-1] for v in st.get("matrix", {}).values() if isinstance(v, str) and v.startswith("${")}
+        # a matrix over a GAN section's variants lists ``variants.${item.variant}``: the one it trains
+        listed |= {k[:-len(".${item.variant}")] for k in listed if k.endswith(".${item.variant}")}
         for f in dataclasses.fields(SECTIONS[name]):
             assert f"{name}.{f.name}" in listed, f"{name}.{f.name} is read by stage {name} but not listed"
 
@@ -116,13 +119,19 @@ def test_gpu_stages_exist_in_the_dag():
 
 
 def test_foreach_stages_list_every_shared_key_of_their_section():
-    # a foreach stage over its own section's ``run`` (reinsert loops over refine.run and reads no such list)
-    foreach = [name for name, st in DVC["stages"].items() if st.get("foreach") == f"${{{name}.run}}"]
-    assert {"refine", "sensor_train_gan"} <= set(foreach)
-    for name in foreach:
+    # a foreach stage over its own section's ``run`` (reinsert loops over refine.run and reads no such list),
+    # or a matrix over ``run`` x ``seeds`` (a domain's GAN variants, each trained once per seed)
+    foreach = {name: "${item}" for name, st in DVC["stages"].items() if st.get("foreach") == f"${{{name}.run}}"}
+    foreach |= {name: "${item.variant}" for name, st in DVC["stages"].items()
+                if st.get("matrix", {}).get("variant") == f"${{{name}.run}}"}
+    assert "refine" in foreach and {"sensor_train_gan", "audio_train_gan"} <= set(foreach)
+    for name, item in foreach.items():
         per_item = "configs" if name == "refine" else "variants"
+        axes = {"run", per_item} | ({"seeds"} if item != "${item}" else set())
+        if item != "${item}":
+            assert DVC["stages"][name]["matrix"]["seed"] == f"${{{name}.seeds}}", name
         listed = set(dict(_stages())[name]["params"])
         for f in dataclasses.fields(SECTIONS[name]):
-            if f.name not in ("run", per_item):
+            if f.name not in axes:
                 assert f"{name}.{f.name}" in listed, f"{name}.{f.name} is read by stage {name} but not listed"
-        assert f"{name}.{per_item}.${{item}}" in listed
+        assert f"{name}.{per_item}.{item}" in listed

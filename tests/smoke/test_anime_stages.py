@@ -20,21 +20,25 @@ def test_prepare_train_classify(tmp_path):
     assert prep["images"] == TINY["anime_prepare"]["images"] and prep["classes"] == 6
     assert prep["train_images"] + prep["test_images"] == prep["images"]
     assert len(list((tmp_path / "prep/images/train").glob("*.png"))) == prep["train_images"]
-    res = run_stage("stages.anime.train_gan", tmp_path, "--name", "cdcgan_ema", "--prepared", "prep", "--out",
-                    "gan/cdcgan_ema", "--checkpoints", "ck", "--plots", "m/cdcgan_ema.csv")
+    res = run_stage("stages.anime.train_gan", tmp_path, "--name", "cdcgan_ema", "--seed", "0", "--prepared", "prep",
+                    "--out", "gan/cdcgan_ema-0", "--checkpoints", "ck", "--plots", "m/cdcgan_ema-0.csv")
     assert res.returncode == 0, res.stderr[-2000:]
-    with np.load(tmp_path / "gan/cdcgan_ema/samples.npz") as z:
+    with np.load(tmp_path / "gan/cdcgan_ema-0/samples.npz") as z:
         assert z["x"].shape == (6 * TINY["anime_train_gan"]["samples_per_class"], 64, 64, 3)
         assert bool(z["conditional"])
     assert not list((tmp_path / "ck").iterdir())  # checkpoints go once the outputs are in place
-    assert "loss_G" in (tmp_path / "m/cdcgan_ema.csv").read_text()
+    assert "loss_G" in (tmp_path / "m/cdcgan_ema-0.csv").read_text()
     res = run_stage("stages.anime.classify", tmp_path, "--prepared", "prep", "--gans", "gan", "--out", "rep",
                     "--metrics", "m/classify.json")
     assert res.returncode == 0, res.stderr[-2000:]
     m = json.loads((tmp_path / "m/classify.json").read_text())
     assert m["real"]["detector"]["detection_rate"] == 1.0  # the stand-in faces are found by the real detector
     assert 0 <= m["real"]["accuracy"] <= 1 and m["reference"]["n"] == m["real"]["test_faces"]
-    assert 0 <= m["variants"]["cdcgan_ema"]["accuracy_by_condition"] <= 1
+    assert 0 <= m["runs"]["cdcgan_ema-0"]["accuracy_by_condition"] <= 1  # per run, and per variant over seeds
+    summary = m["variants"]["cdcgan_ema"]
+    assert summary["seeds"] == [0] and summary["accuracy_by_condition"]["n"] == 1
+    assert summary["accuracy_by_condition"]["mean"] == m["runs"]["cdcgan_ema-0"]["accuracy_by_condition"]
+    assert set(m["collapsed"]) == {"cdcgan_ema"}
     report = (tmp_path / "rep/report.md").read_text()
     assert "`cdcgan_ema`" in report and "FD (attr.-clf. features)" in report and "FID" not in report
     for f in ("real_vs_generated.png", "detections.png", "losses.png", "cdcgan_ema_progress.png",
@@ -64,6 +68,13 @@ def test_prepare_rejects_a_tiny_image(tmp_path):
     assert not (tmp_path / "prep").exists()
 
 
+def test_train_gan_rejects_a_bad_seed(tmp_path):
+    write_params(tmp_path, {"anime_train_gan": {"run": ["dcgan"]}})
+    res = run_stage("stages.anime.train_gan", tmp_path, "--name", "dcgan", "--seed", "-1", "--prepared", "prep",
+                    "--out", "gan/dcgan--1", "--checkpoints", "ck", "--plots", "m.csv")
+    _assert_clean_failure(res, "--seed: expected an int >= 0, got '-1'")
+
+
 def test_classify_without_gan_samples_names_the_missing_file(tmp_path):
     write_params(tmp_path)
     x, attrs = draw_faces(0, 12, supersample=1)
@@ -71,5 +82,5 @@ def test_classify_without_gan_samples_names_the_missing_file(tmp_path):
     write_prepared(tmp_path / "prep", x, names, attrs, np.array(["train"] * 8 + ["test"] * 4),
                    {"classes": sorted(set(names)), "attribute": "hair"})
     res = run_stage("stages.anime.classify", tmp_path, "--prepared", "prep", "--gans", "gans", "--out", "rep")
-    _assert_clean_failure(res, "gans/dcgan/samples.npz: not found (run anime_train_gan@dcgan)")
+    _assert_clean_failure(res, "gans/dcgan-0/samples.npz: not found (run anime_train_gan@dcgan-0)")
     assert not (tmp_path / "rep").exists()

@@ -14,7 +14,7 @@ from tests.smoke.test_bad_input import _assert_clean_failure
 def chain(tmp_path_factory):
     """synthesize → features → train_gan@<each TINY variant> → evaluate, in one folder."""
     work = tmp_path_factory.mktemp("audio")
-    write_params(work)
+    write_params(work, {"audio_train_gan": {"seeds": [0, 1]}})
     with pytest.MonkeyPatch.context() as mp:
         # tiny networks: on a shared 2-core box a second intra-op thread slows the stages down several-fold
         mp.setenv("OMP_NUM_THREADS", "1")
@@ -25,9 +25,10 @@ def chain(tmp_path_factory):
 def _run_chain(work):
     steps = [("stages.audio.synthesize", ["--out", "data/pairs", "--metrics", "m/synth.json"]),
              ("stages.audio.features", ["--pairs", "data/pairs", "--out", "data/features", "--metrics", "m/feat.json"])]
-    steps += [("stages.audio.train_gan", ["--name", n, "--pairs", "data/pairs", "--features", "data/features",
-                                          "--out", f"data/gan/{n}", "--plots", f"m/{n}.csv",
-                                          "--metrics", f"m/{n}.json"]) for n in ("cgan", "sn_hinge_proj_fbank")]
+    steps += [("stages.audio.train_gan", ["--name", n, "--seed", str(s), "--pairs", "data/pairs", "--features",
+                                          "data/features", "--out", f"data/gan/{n}-{s}", "--plots", f"m/{n}-{s}.csv",
+                                          "--metrics", f"m/{n}-{s}.json"])
+              for n in ("cgan", "sn_hinge_proj_fbank") for s in (0, 1)]
     steps.append(("stages.audio.evaluate", ["--pairs", "data/pairs", "--features", "data/features", "--gans",
                                             "data/gan", "--out", "reports", "--metrics", "m/eval.json"]))
     for module, args in steps:
@@ -50,22 +51,30 @@ def test_features_and_gans_write_what_the_next_stage_reads(chain):
         assert z["embedding"].shape == (10, 64) and z["fbank"].shape == (10, 40) and z["spectrogram"].shape == (10, 257)
     m = json.loads((chain / "m/feat.json").read_text())
     assert 0 <= m["embedder_test_accuracy"] <= 1 and m["mfcc.dims"] == 13
-    with np.load(chain / "data/gan/cgan/samples.npz") as z:
+    with np.load(chain / "data/gan/cgan-0/samples.npz") as z, np.load(chain / "data/gan/cgan-1/samples.npz") as z1:
         assert z["images"].shape == (20, 1, 32, 32) and z["images"].dtype == np.uint8
         assert (z["label"] == np.repeat(np.arange(10), 2)).all()
-    assert json.loads((chain / "m/cgan.json").read_text())["epochs"] == 1
+        assert not np.array_equal(z["images"], z1["images"])  # the seed reaches the weights and latents
+    assert json.loads((chain / "m/cgan-0.json").read_text())["epochs"] == 1
 
 
 def test_evaluate_writes_tables_grids_and_metrics(chain):
     report = (chain / "reports/report.md").read_text()
     assert "| (a) | real test images (upper bound)" in report and "`sn_hinge_proj_fbank`" in report
     assert "(form of seed Table 2)" in report and "| ×0.5 | ×1 | ×2 |" in report
+    assert "trained with seeds 0, 1;" in report and "Collapse alarm" in report
     m = json.loads((chain / "m/eval.json").read_text())
-    assert set(m["variants"]) == {"cgan", "sn_hinge_proj_fbank"}
+    assert set(m["variants"]) == {"cgan", "sn_hinge_proj_fbank"} and m["seeds"] == [0, 1]
+    assert set(m["runs"]) == {"cgan-0", "cgan-1", "sn_hinge_proj_fbank-0", "sn_hinge_proj_fbank-1"}
+    assert set(m["collapsed"]) == set(m["variants"]) and all(isinstance(f, bool) for f in m["collapsed"].values())
     row = m["variants"]["cgan"]
-    assert {"is_mean", "is_std", "fd_digitclf", "agreement", "volume"} <= set(row)
-    assert row["volume"]["1"]["change"] == 0.0 and 1.0 <= row["is_mean"] <= 10.0
-    for name in ("grid_cgan.png", "volume_sn_hinge_proj_fbank.png", "losses.png"):
+    assert {"is_mean", "is_std", "is_ratio", "fd_digitclf", "agreement", "volume"} <= set(row)
+    assert row["seeds"] == [0, 1] and row["is_mean"]["n"] == 2
+    assert row["is_mean"]["lo"] <= row["is_mean"]["mean"] <= row["is_mean"]["hi"]
+    runs = m["runs"]
+    assert row["is_mean"]["mean"] == pytest.approx((runs["cgan-0"]["is_mean"] + runs["cgan-1"]["is_mean"]) / 2)
+    assert row["volume"]["1"]["change"]["mean"] == 0.0 and 1.0 <= row["is_mean"]["mean"] <= 10.0
+    for name in ("grid_cgan-0.png", "volume_sn_hinge_proj_fbank-1.png", "losses.png"):
         assert (chain / "reports" / name).is_file()
 
 

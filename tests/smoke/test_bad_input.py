@@ -112,5 +112,5 @@ def test_sensor_classify_without_gan_samples(tmp_path):
     write_params(tmp_path, {"sensor_prepare": {"stride": 100}})
     assert run_stage("stages.sensor.prepare", tmp_path, "--out", "prep").returncode == 0
     res = run_stage("stages.sensor.classify", tmp_path, "--prepared", "prep", "--gans", "gans", "--out", "rep")
-    _assert_clean_failure(res, "gans/dcgan/samples.npz: not found (run sensor_train_gan@dcgan)")
+    _assert_clean_failure(res, "gans/dcgan-0/samples.npz: not found (run sensor_train_gan@dcgan-0)")
     assert not (tmp_path / "rep").exists()

@@ -12,33 +12,35 @@ from tests.smoke.test_bad_input import _assert_clean_failure
 
 
 def test_video_stages_end_to_end(tmp_path):
-    write_params(tmp_path)
+    variants = [*TINY["video_train_gan"]["run"], "sprite"]  # + the content/motion sprite generator
+    write_params(tmp_path, {"video_train_gan": {"run": variants}})
     res = run_stage("stages.video.prepare", tmp_path, "--out", "prep", "--metrics", "m/prep.json")
     assert res.returncode == 0, res.stderr[-2000:]
     prep = json.loads((tmp_path / "m/prep.json").read_text())
-    assert prep["train_clips"] == 24 and prep["test_clips"] == 12 and prep["classes"] == 3
+    assert prep["train_clips"] == 24 and prep["test_clips"] == 12 and prep["classes"] == 6  # 3 digits x 2 axes
     with np.load(tmp_path / "prep/train.npz") as z:
         assert z["x"].shape == (24, 1, 4, 16, 16) and z["x"].dtype == np.uint8
     with Image.open(tmp_path / "prep/preview.gif") as gif:
         assert gif.n_frames == 4 and gif.is_animated  # one GIF frame per clip frame
-    variants = TINY["video_train_gan"]["run"]
     for name in variants:
-        res = run_stage("stages.video.train_gan", tmp_path, "--name", name, "--prepared", "prep",
-                        "--out", f"gans/{name}", "--plots", f"m/{name}.csv", "--metrics", f"m/{name}.json")
+        res = run_stage("stages.video.train_gan", tmp_path, "--name", name, "--seed", "0", "--prepared", "prep",
+                        "--out", f"gans/{name}-0", "--plots", f"m/{name}-0.csv", "--metrics", f"m/{name}-0.json")
         assert res.returncode == 0, res.stderr[-2000:]
         for f in ("model.pt", "samples.npz", "samples.gif", "interpolation.gif", "samples.png"):
-            assert (tmp_path / f"gans/{name}/{f}").is_file(), f
-    assert json.loads((tmp_path / "m/inflated.json").read_text())["pretrain_epochs"] == 1
+            assert (tmp_path / f"gans/{name}-0/{f}").is_file(), f
+    assert json.loads((tmp_path / "m/inflated-0.json").read_text())["pretrain_epochs"] == 1
     res = run_stage("stages.video.classify", tmp_path, "--prepared", "prep", "--gans", "gans", "--out", "rep",
                     "--metrics", "m/classify.json")
     assert res.returncode == 0, res.stderr[-2000:]
     m = json.loads((tmp_path / "m/classify.json").read_text())
     assert set(m["variants"]) == set(variants) and m["scorer"] == "c3d" and m["real"]["conditioner"] == "r2plus1d"
-    for row in [m["real"], m["noise"], *m["variants"].values()]:
+    assert set(m["runs"]) == {f"{v}-0" for v in variants} and set(m["collapsed"]) == set(variants)
+    for row in [m["real"], m["noise"], *m["runs"].values()]:
         assert row["is_c3d"] >= 1.0 - 1e-9 and 0 <= row["temporal_change"] <= 1 and -1 <= row["ms_ssim"] <= 1
-    assert all(0 <= r["am"]["scorer_hit"] <= 1 for r in m["variants"].values())
+    assert all(0 <= r["am"]["scorer_hit"] <= 1 for r in m["runs"].values())
+    assert all(r["seeds"] == [0] and r["is_c3d"]["n"] == 1 for r in m["variants"].values())
     report = (tmp_path / "rep/report.md").read_text()
-    assert "| real test (reference) |" in report and "`wgan_gp`" in report
+    assert "| real test (reference) |" in report and "`wgan_gp`" in report and "seeds 0" in report
     for f in ("real.gif", "inflated.gif", "inflated_interpolation.gif", "wgan_gp_am.gif", "losses.png"):
         assert (tmp_path / "rep" / f).is_file(), f
 
@@ -46,7 +48,7 @@ def test_video_stages_end_to_end(tmp_path):
 
     runs = search_runs("video")
     names = set(runs["tags.mlflow.runName"])
-    assert {"video_prepare", "video_classify", *(f"video_train_gan@{n}" for n in variants)} <= names
+    assert {"video_prepare", "video_classify", *(f"video_train_gan@{n}-0" for n in variants)} <= names
 
 
 def test_video_source_that_is_not_a_folder(tmp_path):
@@ -68,8 +70,8 @@ def test_video_undecodable_file_is_named_and_nothing_written(tmp_path):
 
 def test_video_bad_variant_fails_before_any_work(tmp_path):
     write_params(tmp_path, {"video_train_gan": {"variants": {"wgan_gp": {"loss": "wgan-gp", "norm": "batch"}}}})
-    res = run_stage("stages.video.train_gan", tmp_path, "--name", "wgan_gp", "--prepared", "p", "--out", "o",
-                    "--plots", "x.csv")
+    res = run_stage("stages.video.train_gan", tmp_path, "--name", "wgan_gp", "--seed", "0", "--prepared", "p",
+                    "--out", "o", "--plots", "x.csv")
     _assert_clean_failure(res, "video_train_gan.variants.wgan_gp.norm: a WGAN-GP critic cannot use batch norm")
 
 
@@ -83,5 +85,5 @@ def test_video_classify_without_gan_samples(tmp_path):
     (tmp_path / "prep/meta.json").write_text(json.dumps({"source": "moving_mnist", "label": "motion", "fps": 5.0,
                                                          "classes": ["a", "b", "c"], "shape": [1, 4, 16, 16]}))
     res = run_stage("stages.video.classify", tmp_path, "--prepared", "prep", "--gans", "gans", "--out", "rep")
-    _assert_clean_failure(res, "gans/inflated/samples.npz: not found (run video_train_gan@inflated)")
+    _assert_clean_failure(res, "gans/inflated-0/samples.npz: not found (run video_train_gan@inflated-0)")
     assert not (tmp_path / "rep").exists()

@@ -152,9 +152,19 @@ def test_networks_shapes_ranges_and_the_seed_width():
     assert clf(x).shape == (5, 6) and clf.features(x).shape == (5, 32)
     with pytest.raises(ValueError, match="unknown norm 'layer'"):
         Discriminator64(norm="layer")
+    sn = Discriminator64(ndf=8, n_classes=3, norm="spectral")
+    assert sn(x, torch.arange(5) % 3).shape == (5,) and not any(isinstance(m, torch.nn.BatchNorm2d)
+                                                                 for m in sn.modules())
+    assert sum(hasattr(m, "weight_orig") for m in sn.modules()) == 6  # 4 convs, the output, the projection
+    resize = Generator64(latent_dim=16, ngf=8, n_classes=3, upsampling="resize")
+    assert resize(torch.randn(5, 16), torch.arange(5) % 3).shape == (5, 3, 64, 64)
+    with pytest.raises(ValueError, match="unknown upsampling 'pixelshuffle'"):
+        Generator64(upsampling="pixelshuffle")
 
 
-@pytest.mark.parametrize("variant", [{"conditional": True, "ema": 0.9}, {"loss": "wgan-gp", "d_steps": 2}])
+@pytest.mark.parametrize("variant", [{"conditional": True, "ema": 0.9}, {"loss": "wgan-gp", "d_steps": 2},
+                                     {"loss": "hinge", "d_norm": "spectral", "upsampling": "resize",
+                                      "augment": ["color", "translation", "cutout"], "conditional": True}])
 def test_gan_run_through_the_shared_harness(variant, tmp_path):
     x, attrs = draw_faces(0, 16, supersample=1)
     y = np.array([list(HAIR).index(a["hair"]) for a in attrs])
@@ -164,7 +174,7 @@ def test_gan_run_through_the_shared_harness(variant, tmp_path):
     from pipeline.anime.data import FaceSet
 
     seen = []
-    g, hist, grids = train(p, v, FaceSet(x, y, []), 6, tmp_path / "ck", lambda e, m, pic: seen.append(e))
+    g, hist, grids = train(p, v, FaceSet(x, y, []), 6, 0, tmp_path / "ck", lambda e, m, pic: seen.append(e))
     assert len(hist) == 2 and seen == [1, 2] and sorted(grids) == [1, 2]
     assert all(np.isfinite(h["loss_G"]) and np.isfinite(h["loss_D"]) for h in hist)
     assert ("gp" in hist[0]) == (v.loss == "wgan-gp")
@@ -176,7 +186,7 @@ def test_gan_run_through_the_shared_harness(variant, tmp_path):
     assert progress_strip(grids).shape[0] == 2 * (grids[1].shape[0] - 2) // 4 + 4
     assert interpolation(g, v, 6, rows=2, steps=5).shape == (2 * 66 + 2, 5 * 66 + 2, 3)
     # resuming from the finished checkpoint trains nothing more and returns the same generator
-    g2, hist2, _ = train(p, v, FaceSet(x, y, []), 6, tmp_path / "ck")
+    g2, hist2, _ = train(p, v, FaceSet(x, y, []), 6, 0, tmp_path / "ck")
     assert hist2 == hist and all(torch.equal(a, b) for a, b in zip(g.state_dict().values(),
                                                                    g2.state_dict().values(), strict=True))
 
@@ -196,6 +206,12 @@ def test_anime_params_are_checked():
         parse_params({"anime_train_gan": {"run": ["x"], "variants": {"x": {"loss": "l2"}}}})
     with pytest.raises(PipelineError, match=r"anime_train_gan.run: unknown variant 'y' \(known: x\)"):
         parse_params({"anime_train_gan": {"run": ["y"], "variants": {"x": {}}}})
+    with pytest.raises(PipelineError, match=r"anime_train_gan.variants.x.augment: expected list of str \(each one of"):
+        parse_params({"anime_train_gan": {"run": ["x"], "variants": {"x": {"augment": ["flip"]}}}})
+    with pytest.raises(PipelineError, match=r"anime_train_gan.seeds: expected list of int \(non-empty, distinct"):
+        parse_params({"anime_train_gan": {"seeds": [0, 0]}})
+    with pytest.raises(PipelineError, match=r"anime_train_gan.variants.x.d_norm: expected one of"):
+        parse_params({"anime_train_gan": {"run": ["x"], "variants": {"x": {"d_norm": "layer"}}}})
     with pytest.raises(PipelineError, match=r"anime_train_gan.variants.x.ema: expected float in \[0, 1\)"):
         parse_params({"anime_train_gan": {"run": ["x"], "variants": {"x": {"ema": 1.0}}}})
     with pytest.raises(PipelineError, match=r"anime_train_gan.variants.c.conditional: needs class labels"):
@@ -212,7 +228,8 @@ def test_anime_params_are_checked():
 
 def test_evaluate_measures_real_and_generated_sets_by_their_kind():
     from pipeline.anime.data import FaceSet
-    from pipeline.anime.evaluation import Generated, evaluate, table
+    from pipeline.anime.evaluation import Generated, evaluate, summarise, table
+    from pipeline.train.gan_outputs import seed_runs
     from pipeline.anime.params import AnimeClassifyParams
 
     x, attrs = draw_faces(0, 48, supersample=1)
@@ -222,15 +239,24 @@ def test_evaluate_measures_real_and_generated_sets_by_their_kind():
     noise = np.random.default_rng(0).integers(0, 256, (12, 64, 64, 3), dtype=np.uint8)
     p = AnimeClassifyParams(epochs=2, batch_size=12, detector_images=12, ms_ssim_pairs=20, kid_subsets=3,
                             kid_subset_size=6, device="cpu")
-    m = evaluate(p, train, test, classes, {"copies": Generated(x[36:], y[36:], True),
-                                           "noise": Generated(noise, np.zeros(12, int), False)})
+    one = np.repeat(x[36:37], 12, axis=0)  # a generator that draws one face
+    m = evaluate(p, train, test, classes, {"copies-0": Generated(x[36:], y[36:], True),
+                                           "noise-0": Generated(noise, np.zeros(12, int), False),
+                                           "one-0": Generated(one, np.zeros(12, int), False),
+                                           "one-1": Generated(one, np.zeros(12, int), False)})
+    m = summarise(m, seed_runs(["copies", "noise"], [0]) | seed_runs(["one"], [0, 1]))
     assert m["real"]["detector"]["images"] == 12 and m["real"]["detector"]["detection_rate"] == 1.0
-    copies, noise_row = m["variants"]["copies"], m["variants"]["noise"]
+    copies, noise_row = m["runs"]["copies-0"], m["runs"]["noise-0"]
     assert copies["detector"]["detection_rate"] == 1.0 and noise_row["detector"]["detection_rate"] == 0.0
     assert copies["accuracy_by_condition"] == pytest.approx(m["real"]["accuracy"])  # the test faces themselves
     assert "accuracy_by_condition" not in noise_row and noise_row["ms_ssim_within_class"] is None
     assert copies["distance"]["fd_attrclf"] == pytest.approx(m["reference"]["fd_attrclf"])
     assert noise_row["distance"]["fd_attrclf"] > copies["distance"]["fd_attrclf"]
     assert sum(noise_row["predicted_share"].values()) == pytest.approx(1.0)
+    # the collapse alarm: one face drawn over and over is flagged (MS-SSIM 1 > real + 0.15); the real faces are not
+    assert m["collapsed"] == {"copies": False, "noise": False, "one": True}
+    assert m["variants"]["one"]["seeds"] == [0, 1] and m["variants"]["one"]["ms_ssim"]["n"] == 2
+    assert m["variants"]["copies"]["detector"]["detection_rate"]["mean"] == 1.0
     text = table(m)
-    assert "`copies`" in text and "| `noise` | 0.000 | – | – |" in text
+    assert "| `copies` | 0 |" in text and "| `noise` | 0 | 0.000 | – | – |" in text
+    assert "| **`one` (collapsed)** | 0, 1 | 1.000 ± 0.000 |" in text

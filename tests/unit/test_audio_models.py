@@ -11,6 +11,7 @@ from pipeline.audio.evaluation import (
     FD_NAME,
     Generated,
     _scores,
+    collapsed,
     evaluate,
     feature_groups,
     table2,
@@ -24,6 +25,7 @@ from pipeline.audio.nets import AudioClassifier, Discriminator, Generator, Proje
 from pipeline.audio.params import AudioEvaluateParams, AudioFeaturesParams, AudioTrainGanParams, GanVariant
 from pipeline.errors import PipelineError
 from pipeline.metrics.generative import inception_score
+from pipeline.metrics.stats import over_seeds
 from pipeline.params import parse_params
 
 
@@ -246,13 +248,20 @@ def test_tables_and_feature_groups():
     vs = {"a": GanVariant(), "b": GanVariant(feature="fbank"), "c": GanVariant(loss="hinge")}
     assert feature_groups(vs) == [["a", "b"]]
     row = {"is_mean": 2.0, "is_std": 0.1, FD_NAME: 3.0, "agreement": 0.5, "ms_ssim_within_class": 0.3}
-    metrics = {"real": {**row, "is_mean": 9.5}, "variants": {k: row for k in vs}}
+    runs = {f"{k}-{s}": (k, s) for k in vs for s in (0, 1)}
+    per_run = {n: {**row, "is_mean": 2.0 + s, "ms_ssim_within_class": 0.9 if k == "b" else 0.3}
+               for n, (k, s) in runs.items()}
+    metrics = {"real": {**row, "is_mean": 9.5}, "variants": over_seeds(per_run, runs)}
+    metrics["collapsed"] = collapsed(metrics)
+    assert metrics["collapsed"] == {"a": False, "b": True, "c": False}  # 0.9 > real 0.3 + 0.15
     t4 = table4(metrics, vs)
-    assert "| (a) | real test images (upper bound)" in t4 and "| (d) | `c`: hinge, concat" in t4
-    assert "IS (digit classifier)" in t4 and "FID" not in t4
+    assert "| (a) | real test images (upper bound)" in t4
+    assert "| (d) | `c`: hinge, concat, no matching-aware term | embedding | 0, 1 |" in t4
+    assert "| 2.50 ± 6.35 |" in t4  # seeds' IS 2 and 3: mean 2.5, t(0.975, 1) * 0.707 / sqrt(2) = 6.35
+    assert "**`b` (collapsed)**" in t4 and "IS (digit classifier)" in t4 and "FID" not in t4
     info = {f: {"dim": 3, "probe_accuracy": 0.5} for f in ("embedding", "fbank")}
     t2 = table2(metrics, vs, info)
-    assert "| embedding (`a`)" in t2 and "| fbank (`b`)" in t2 and "`c`" not in t2
+    assert "| embedding (`a`)" in t2 and "| fbank (**`b` (collapsed)**)" in t2 and "`c`" not in t2
 
 
 def test_to_uint8_round_trip():
@@ -289,8 +298,8 @@ def test_audio_params_are_checked():
 def test_evaluate_names_a_variant_that_was_not_trained(tmp_path):
     from stages.audio.evaluate import run
 
-    (tmp_path / "gans/cgan").mkdir(parents=True)
-    with pytest.raises(PipelineError, match=r"gans/cgan/model.pt: not found \(run audio_train_gan@cgan\)"):
-        run(AudioEvaluateParams(), ["cgan"], tmp_path / "pairs", tmp_path / "features", tmp_path / "gans",
+    (tmp_path / "gans/cgan-0").mkdir(parents=True)
+    with pytest.raises(PipelineError, match=r"gans/cgan-0/model.pt: not found \(run audio_train_gan@cgan-0\)"):
+        run(AudioEvaluateParams(), ["cgan"], [0], tmp_path / "pairs", tmp_path / "features", tmp_path / "gans",
             tmp_path / "out")
     assert not (tmp_path / "out").exists()

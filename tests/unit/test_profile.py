@@ -29,6 +29,19 @@ def test_study_profile_has_what_the_study_needs():
     assert any(">" in s for s in sets) and any("x" in s.split("+")[-1] for s in sets)
 
 
+def test_domains_study_profile_trains_each_domains_variants_with_three_seeds():
+    """Every domain's GAN section: >= 3 seeds, and at least the demo's variants plus the seed's own."""
+    import yaml
+
+    demo = yaml.safe_load((ROOT / "params.yaml").read_text())
+    args = set_param_args(ROOT / "params.domains-study.yaml", ROOT / "params.yaml")
+    pairs = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args[1::2])}
+    for domain, seed_arch in {"sensor": "dcgan", "audio": "cgan", "anime": "dcgan", "video": "dcgan3d"}.items():
+        section = f"{domain}_train_gan"
+        assert len(pairs[f"{section}.seeds"]) >= 3, section
+        assert set(demo[section]["run"]) | {seed_arch} <= set(pairs[f"{section}.run"]), section
+
+
 def test_leaves_keep_lists_whole():
     assert leaves({"a": {"b": 1, "c": [1, 2], "d": {"e": None}}}) == {"a.b": 1, "a.c": [1, 2], "a.d.e": None}
 

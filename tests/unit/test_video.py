@@ -198,7 +198,8 @@ def _tiny_gan_params(**kw):
 
 
 @pytest.mark.parametrize("kw", [{"init": "inflate", "lambda_feat": 1.0, "lambda_vid": 1.0, "balance": [0.5, 4.0]},
-                                {"loss": "wgan-gp", "norm": "none", "d_steps": 2}])
+                                {"loss": "wgan-gp", "norm": "none", "d_steps": 2},
+                                {"arch": "sprite", "frame_d": True, "lambda_feat": 1.0}])
 def test_variants_train_through_the_harness(kw):
     rng = np.random.default_rng(0)
     clips = rng.integers(0, 256, (8, 1, 4, 16, 16), dtype=np.uint8)
@@ -272,3 +273,93 @@ def test_report_warns_when_the_scorer_is_weak():
     assert scorer_warning(0.93, 3) == ""
     text = scorer_warning(0.464, 3)
     assert "0.464" in text and "0.333" in text and "video_classify.lr" in text
+
+
+def test_digit_motion_labels_need_appearance_and_motion(digits14):
+    c = mm.moving_mnist(36, "train", 32, 6, 14, (1.5, 3.0), seed=0, digits=digits14, label="digit_motion",
+                        digit_classes=(0, 1, 4), motions=(0, 2))
+    y = mm.class_index(c, "digit_motion", (0, 1, 4), (0, 2))
+    assert np.bincount(y, minlength=6).tolist() == [6] * 6  # balanced classes
+    assert set(c.digit.tolist()) == {0, 1, 4} and set(c.motion.tolist()) == {0, 2}
+    assert (y == np.array([[0, 1, 4].index(d) for d in c.digit]) * 2 + (c.motion == 2)).all()
+    assert mm.class_names("digit_motion", (0, 1, 4), (0, 2))[:2] == ["0_horizontal", "0_vertical"]
+    moves = np.abs(np.diff(c.positions, axis=1)).sum(1)  # (n, 2): rows moved, cols moved
+    assert (moves[c.motion == 0, 1] > moves[c.motion == 0, 0]).all()
+    assert (moves[c.motion == 2, 0] > moves[c.motion == 2, 1]).all()
+    # the old default (every digit, three axes, motion label) is unchanged by the new options
+    a = mm.moving_mnist(12, "test", 32, 4, 14, (1.5, 3.0), seed=1, digits=digits14)
+    b = mm.moving_mnist(12, "test", 32, 4, 14, (1.5, 3.0), seed=1, digits=digits14, label="motion")
+    assert np.array_equal(a.x, b.x)
+
+
+def test_collapse_alarm_flags_a_one_clip_generator(digits14):
+    from pipeline.video.evaluation import evaluate
+
+    c = mm.moving_mnist(48, "train", 16, 4, 8, (1.0, 3.0), seed=0, digits=mm.mnist_digits(8))
+    t = mm.moving_mnist(24, "test", 16, 4, 8, (1.0, 3.0), seed=0, digits=mm.mnist_digits(8))
+    train_set, test_set = ClipSet(c.x, c.motion), ClipSet(t.x, t.motion)
+    p = parse_section(VideoClassifyParams, {"width": 4, "epochs": 1, "is_splits": 2, "ms_ssim_pairs": 20,
+                                            "device": "cpu"}, "video_classify")
+    one = np.repeat(t.x[:1], 24, axis=0)  # a generator that always draws the same clip
+    samples = {"one-0": one, "one-1": one, "real_like-0": t.x[::-1].copy()}
+    runs = {"one-0": ("one", 0), "one-1": ("one", 1), "real_like-0": ("real_like", 0)}
+    m, _ = evaluate(p, train_set, test_set, 3, samples, None, runs)
+    assert m["collapsed"] == {"one": True, "real_like": False}
+    assert m["variants"]["one"]["seeds"] == [0, 1] and m["variants"]["one"]["ms_ssim"]["n"] == 2
+    from pipeline.video.evaluation import table
+    assert "**`one` (collapsed)**" in table(m, "c3d") and "| `real_like` |" in table(m, "c3d")
+
+
+def test_conditional_generator_fits_a_tiny_set():
+    """Two classes of 4 clips each (16 px, 4 frames): after a short training the conditional GAN's clips of
+    each class are nearer the real clips of that class than an untrained generator's (a broken G fails)."""
+    torch.set_num_threads(1)
+    clips = np.zeros((8, 1, 4, 16, 16), np.uint8)
+    for i in range(8):  # class 0: a bar moving right; class 1: a bar moving down
+        for t in range(4):
+            if i < 4:
+                clips[i, 0, t, 4:12, 2 + 3 * t:5 + 3 * t] = 255
+            else:
+                clips[i, 0, t, 2 + 3 * t:5 + 3 * t, 4:12] = 255
+    labels = np.repeat([0, 1], 4)
+    p = parse_section(VideoTrainGanParams, {"run": ["v"], "variants": {"v": {}}, "conditional": True,
+                                            "latent_dim": 8, "ngf": 8, "ndf": 8, "epochs": 150, "batch_size": 8,
+                                            "lr_G": 0.002, "lr_D": 0.002, "samples": 8, "device": "cpu"},
+                      "video_train_gan")
+    from pipeline.video.gan import build, generate
+
+    def error(g):
+        x = generate(g, 8, 8, seed=5, n_classes=2).astype(np.float32) / 255
+        ref = clips.astype(np.float32) / 255
+        return float(np.mean([np.abs(x[i] - ref[labels == i % 2]).mean(axis=(1, 2, 3, 4)).min() for i in range(8)]))
+
+    torch.manual_seed(0)
+    untrained = build(p.variant("v"), 3, 1, 16, 4, 2)[0].eval()
+    g, hist = train(p, p.variant("v"), clips, labels, 2, seed=0)
+    assert len(hist["video"]) == 150
+    assert error(g) < 0.6 * error(untrained), (error(g), error(untrained))  # measured: 0.24 vs 0.50
+
+
+def test_sprite_renderer_places_the_sprite_and_bounces():
+    from pipeline.video.nets import SpriteGenerator, reflect
+    g = SpriteGenerator(1, 32, 2, latent_dim=8, ngf=4)
+    sprite = torch.zeros(1, 1, 16, 16)
+    sprite[0, 0, 0, 0] = 1
+    out = g.render(sprite, torch.tensor([[[3.0, 5.0], [4.0, 7.0]]]))
+    assert out.shape == (1, 1, 2, 32, 32)
+    assert (out[0, 0, 0] == 1).nonzero().tolist() == [[3, 5]] and (out[0, 0, 1] > 0.99).nonzero().tolist() == [[4, 7]]
+    # reflect folds a straight line into [0, limit] like mm.trajectory's bounces
+    start, vel = np.array([1.0, 9.0]), np.array([3.0, 2.5])
+    want = mm.trajectory(start, vel, 12, 10.0)
+    t = torch.arange(12.0)[:, None]
+    got = reflect(torch.tensor(start) + t * torch.tensor(vel), 10.0).numpy()
+    assert np.allclose(got, want)
+    clip = g(torch.randn(3, 8))
+    assert clip.shape == (3, 1, 2, 32, 32) and clip.min() >= -1 and clip.max() <= 1
+
+
+def test_params_reject_a_sprite_generator_with_inflation():
+    with pytest.raises(PipelineError, match="inflate needs arch conv3d"):
+        _tiny_gan_params(arch="sprite", init="inflate").variant("v")
+    with pytest.raises(PipelineError, match="arch"):
+        _tiny_gan_params(arch="lstm").variant("v")
