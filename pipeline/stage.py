@@ -103,14 +103,15 @@ def report_stage(pipeline: str, stage: str, inputs: tuple[str, ...], run: Callab
     """``main()`` of a domain's evaluation stage (``<pipeline>_classify`` or ``_evaluate``).
 
     Parses ``--<input> PATH`` for each of ``inputs`` plus ``--out`` and ``--metrics``, then calls
-    ``run(params.<stage>, params.<pipeline>_train_gan.run, *input paths, out)``, which writes
-    ``out/report.md`` and pictures; the pictures matching ``pictures`` and the report go to MLflow.
+    ``run(params.<stage>, gan.run, gan.seeds, *input paths, out)`` with ``gan`` = ``params.<pipeline>_train_gan``
+    (every variant × seed run is scored), which writes ``out/report.md`` and pictures; the pictures matching
+    ``pictures`` and the report go to MLflow, and the returned ``collapsed`` flags become MLflow tags.
     """
     args = parse_paths(*inputs, "out")
 
     def body(params: Params, log: StageRun) -> dict[str, Any]:
-        variants = getattr(params, f"{pipeline}_train_gan").run
-        metrics = run(getattr(params, stage), variants, *(getattr(args, n) for n in inputs), args.out)
+        gan = getattr(params, f"{pipeline}_train_gan")
+        metrics = run(getattr(params, stage), gan.run, gan.seeds, *(getattr(args, n) for n in inputs), args.out)
         tag_collapsed(log, metrics.get("collapsed"))
         for f in [f for pattern in pictures for f in sorted(args.out.glob(pattern))] + [args.out / "report.md"]:
             log.file(f)

@@ -17,7 +17,6 @@ from pipeline.anime.plots import rows_of_faces, with_detections
 from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
 from pipeline.io.images import save_rgb
-from pipeline.params import load_params
 from pipeline.stage import report_stage
 from pipeline.train.gan_outputs import load_histories, load_samples, seed_runs
 from pipeline.viz import loss_curves
@@ -25,9 +24,10 @@ from pipeline.viz import loss_curves
 PICTURES = ("samples.png", "progress.png", "interpolation.png")
 
 
-def run(p: AnimeClassifyParams, runs: dict[str, tuple[str, int]], prepared: Path, gans: Path, out: Path) -> dict:
-    """Score every run in ``runs`` ({<variant>-<seed>: (variant, seed)}, as ``seed_runs`` gives); write
-    out/report.md, metrics.json, summary.csv and the pictures; returns the metrics."""
+def run(p: AnimeClassifyParams, variants: list[str], seeds: list[int], prepared: Path, gans: Path, out: Path) -> dict:
+    """Score every run (variant × seed) in ``gans/<variant>-<seed>``; write out/report.md, metrics.json,
+    summary.csv and the pictures; returns the metrics."""
+    runs = seed_runs(variants, seeds)
     meta, sets = read_prepared(prepared, ("train", "test"))
     generated = load_samples(gans, list(runs), "anime", lambda z: Generated(z["x"], z["y"], bool(z["conditional"])))
     metrics = summarise(evaluate(p, sets["train"], sets["test"], meta["classes"], generated), runs)
@@ -62,10 +62,7 @@ def run(p: AnimeClassifyParams, runs: dict[str, tuple[str, int]], prepared: Path
 
 @cli
 def main() -> None:
-    seeds = load_params().anime_train_gan.seeds  # report_stage passes the variants; the runs are variant x seed
-    report_stage("anime", "anime_classify", ("prepared", "gans"),
-                 lambda p, variants, *paths: run(p, seed_runs(variants, seeds), *paths))
-
+    report_stage("anime", "anime_classify", ("prepared", "gans"), run)
 
 if __name__ == "__main__":
     main()

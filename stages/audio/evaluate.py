@@ -23,7 +23,7 @@ from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.io.images import save_rgb
 from pipeline.metrics.stats import over_seeds
-from pipeline.stage import execute, parse_paths, tag_collapsed
+from pipeline.stage import report_stage
 from pipeline.train.gan_outputs import run_name, seed_runs, variant_files
 from pipeline.viz import loss_curves
 
@@ -98,18 +98,7 @@ def report(metrics: dict, variants: dict, fmeta: dict, meta: dict, gains: list[f
 
 @cli
 def main() -> None:
-    args = parse_paths("pairs", "features", "gans", "out")
-
-    def body(params, log):  # report_stage's body, with the seeds of audio_train_gan passed on too
-        t = params.audio_train_gan
-        metrics = run(params.audio_evaluate, t.run, t.seeds, args.pairs, args.features, args.gans, args.out)
-        tag_collapsed(log, metrics["collapsed"])
-        for f in [*sorted(args.out.glob("*.png")), args.out / "report.md"]:
-            log.file(f)
-        return metrics
-
-    execute("audio", "audio_evaluate", "audio_evaluate", body, args.metrics)
-
+    report_stage("audio", "audio_evaluate", ("pairs", "features", "gans"), run)
 
 if __name__ == "__main__":
     main()

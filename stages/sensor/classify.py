@@ -16,7 +16,7 @@ from pipeline.sensor.data import ZScaler, read_prepared
 from pipeline.sensor.evaluation import Generated, evaluate, table
 from pipeline.sensor.params import SensorClassifyParams
 from pipeline.sensor.plots import traces
-from pipeline.stage import execute, parse_paths, tag_collapsed
+from pipeline.stage import report_stage
 from pipeline.train.gan_outputs import load_histories, load_samples, run_name, seed_runs
 from pipeline.viz import loss_curves
 
@@ -54,18 +54,7 @@ def run(p: SensorClassifyParams, variants: list[str], seeds: list[int], prepared
 
 @cli
 def main() -> None:
-    args = parse_paths("prepared", "gans", "out")
-
-    def body(params, log):
-        gan = params.sensor_train_gan
-        metrics = run(params.sensor_classify, gan.run, gan.seeds, args.prepared, args.gans, args.out)
-        tag_collapsed(log, metrics["collapsed"])
-        for f in [*sorted(args.out.glob("*.png")), args.out / "report.md"]:
-            log.file(f)
-        return metrics
-
-    execute("sensor", "sensor_classify", "sensor_classify", body, args.metrics)
-
+    report_stage("sensor", "sensor_classify", ("prepared", "gans"), run)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ from torch import nn
 from pipeline.errors import cli
 from pipeline.io.atomic import atomic_dir, write_json_atomic
 from pipeline.io.images import save_rgb
-from pipeline.stage import execute, parse_paths, tag_collapsed
+from pipeline.stage import report_stage
 from pipeline.train.gan_outputs import load_histories, load_samples, run_name, seed_runs, variant_files
 from pipeline.video.data import read_prepared
 from pipeline.video.evaluation import evaluate, table
@@ -77,18 +77,7 @@ def run(p: VideoClassifyParams, variants: list[str], seeds: list[int], prepared:
 
 @cli
 def main() -> None:
-    args = parse_paths("prepared", "gans", "out")
-
-    def body(params, log):
-        gan = params.video_train_gan
-        metrics = run(params.video_classify, gan.run, gan.seeds, args.prepared, args.gans, args.out)
-        tag_collapsed(log, metrics["collapsed"])
-        for f in [*sorted(args.out.glob("*.png")), *sorted(args.out.glob("*.gif")), args.out / "report.md"]:
-            log.file(f)
-        return metrics
-
-    execute("video", "video_classify", "video_classify", body, args.metrics)
-
+    report_stage("video", "video_classify", ("prepared", "gans"), run, pictures=("*.png", "*.gif"))
 
 if __name__ == "__main__":
     main()

@@ -27,14 +27,18 @@ def _ran(log: str) -> set[str]:
 
 
 def _domain_stages(proj: Path) -> set[str]:
-    """The domain flows' stages (``<domain>_<stage>``), foreach stages expanded over their ``run`` lists."""
+    """The domain flows' stages (``<domain>_<stage>``), foreach stages expanded over their ``run`` lists and
+    the GAN stages' matrix over ``run`` x ``seeds`` (``<variant>-<seed>``)."""
     stages = yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]
     params = yaml.safe_load((proj / "params.yaml").read_text())
     out: set[str] = set()
     for name, st in stages.items():
         if name.split("_")[0] not in ("sensor", "audio", "anime", "video"):
             continue
-        out |= {f"{name}@{v}" for v in params[name]["run"]} if "foreach" in st else {name}
+        if "matrix" in st:
+            out |= {f"{name}@{v}-{seed}" for v in params[name]["run"] for seed in params[name]["seeds"]}
+        else:
+            out |= {f"{name}@{v}" for v in params[name]["run"]} if "foreach" in st else {name}
     return out
 
 
