@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.anime.augment import AugmentedDiscriminator
 from pipeline.anime.data import FaceSet, to_uint8, to_unit
 from pipeline.anime.nets import Discriminator64, Generator64
 from pipeline.anime.params import AnimeTrainGanParams, GanVariant
@@ -25,6 +24,7 @@ from pipeline.io.images import grid, load_rgb, save_rgb
 from pipeline.nn.init import init_normal
 from pipeline.train import gan as latent
 from pipeline.train.adversarial import AdversarialTrainer
+from pipeline.train.augment import AugmentedDiscriminator
 from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_config
 
 GRID_ROWS, GRID_COLS = 4, 8

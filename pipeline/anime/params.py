@@ -7,11 +7,11 @@ from typing import Any, ClassVar, Optional
 
 from pipeline.errors import PipelineError
 from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
-from pipeline.train.gan_params import EMA_DECAY, LOSSES, GanSection, variant_names, variant_overrides
+from pipeline.train.gan_params import (EMA_DECAY, IMAGE_AUGMENTS, LOSSES, GanSection, augment_policies,
+                                       variant_names, variant_overrides)
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
 D_NORMS = ("auto", "batch", "none", "spectral")
-AUGMENT_POLICIES = ("color", "translation", "cutout")  # pipeline.anime.augment (DiffAugment)
 PROCEDURAL = "procedural"
 # the procedural set's labelled attributes (pipeline.anime.faces draws them)
 ATTRIBUTES = ("hair", "eyes", "style", "mouth", "blush")
@@ -52,8 +52,7 @@ class GanVariant:
     ema: float = _c(0.0, *EMA_DECAY)
     upsampling: str = _c("deconv", choices=("deconv", "resize"))  # G's ×2 steps (pipeline.anime.nets)
     d_norm: str = _c("auto", choices=D_NORMS)  # auto: the seed's (batch; none for the wgan-gp critic)
-    augment: list[str] = _c([], lambda v: all(a in AUGMENT_POLICIES for a in v),
-                            f"(each one of {', '.join(AUGMENT_POLICIES)})")
+    augment: list[str] = augment_policies(IMAGE_AUGMENTS)
     mode_seeking: float = _c(0.0, *NONNEG)  # > 0: MSGAN's mode-seeking term in G's loss, this weight
 
 

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from pipeline.nn.init import init_normal
-from pipeline.sensor.nets import DiffAugment, Discriminator1D, Generator1D
+from pipeline.sensor.nets import Discriminator1D, Generator1D
 from pipeline.sensor.data import MinMaxScaler, WindowSet
 from pipeline.sensor.params import GanVariant, SensorTrainGanParams
 from pipeline.train import gan as latent
 from pipeline.train.adversarial import AdversarialTrainer
+from pipeline.train.augment import AugmentedDiscriminator
 from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_config
 
 
@@ -38,7 +39,7 @@ def train(p: SensorTrainGanParams, v: GanVariant, seed: int, train_set: WindowSe
     _, channels, length = train_set.x.shape
     g, d = build(v, channels, length, n_classes)
     if v.augment:  # D sees real and generated windows through the same random augmentation
-        d = DiffAugment(d, tuple(v.augment))
+        d = AugmentedDiscriminator(d, v.augment)
     family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight,
                              diversity_sensitive=v.diversity_sensitive)
     cfg = train_config(p, v, seed, epochs=v.epochs, batch_size=v.batch_size, optimizer_G=v.optimizer_G,

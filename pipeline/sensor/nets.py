@@ -11,8 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.sensor.params import AUGMENTS
-
 
 def _up(cin: int, cout: int, pad: str = "zeros") -> nn.Sequential:
     # upsample + conv rather than a strided transposed conv: the latter stamps a period-2 checkerboard
@@ -101,35 +99,6 @@ class Discriminator1D(nn.Module):
         if self.embed is not None:
             logit = logit + (self.embed(y) * h).sum(dim=1)
         return logit
-
-
-class DiffAugment(nn.Module):
-    """Differentiable augmentation for time series in front of D (Zhao et al. 2020, for windows): the same
-    random policy on real and generated batches, so D cannot tell them apart by it and G gets gradients
-    through it. (B, C, T) in [-1, 1] → same shape. ``jitter``: + N(0, 0.03²) per step; ``scale``: × a
-    per-sample, per-channel factor exp(N(0, 0.1²)); ``shift``: a circular time shift of up to T/8 steps."""
-
-    def __init__(self, inner: nn.Module, policy: tuple[str, ...]) -> None:
-        super().__init__()
-        unknown = sorted(set(policy) - set(AUGMENTS))
-        if unknown:
-            raise ValueError(f"unknown augmentation {unknown} (known: {', '.join(AUGMENTS)})")
-        self.inner, self.policy = inner, tuple(policy)
-
-    def augment(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t = x.shape
-        if "scale" in self.policy:
-            x = x * torch.exp(0.1 * torch.randn(b, c, 1, device=x.device, dtype=x.dtype))
-        if "jitter" in self.policy:
-            x = x + 0.03 * torch.randn_like(x)
-        if "shift" in self.policy:
-            k = torch.randint(-(t // 8), t // 8 + 1, (b, 1, 1), device=x.device)
-            idx = (torch.arange(t, device=x.device).view(1, 1, t) - k) % t
-            x = x.gather(2, idx.expand(b, c, t))
-        return x
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.inner(self.augment(x), y)
 
 
 class Classifier1D(nn.Module):

@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 from pipeline.errors import PipelineError
 from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
-from pipeline.train.gan_params import EMA_DECAY, LOSSES, OPTIMIZERS, GanSection, variant_names, variant_overrides
+from pipeline.train.gan_params import (EMA_DECAY, LOSSES, OPTIMIZERS, GanSection, WINDOW_AUGMENTS, augment_policies,
+                                       variant_names, variant_overrides)
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
-AUGMENTS = ("jitter", "scale", "shift")  # differentiable augmentations of windows (pipeline.sensor.nets.DiffAugment)
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,7 @@ class GanVariant:
     g_pad: str = _c("zeros", choices=("zeros", "replicate", "reflect"))  # G's conv padding (seed: zeros)
     d_norm: str = _c("batch", choices=("batch", "none", "spectral"))  # D's normalisation (a WGAN-GP critic: none)
     mbstd: bool = _c(False)  # a minibatch-std channel in D (it sees a batch of look-alikes)
-    augment: list[str] = _c([], lambda v: len(set(v)) == len(v) and set(v) <= set(AUGMENTS),
-                            f"a list of distinct names from {', '.join(AUGMENTS)}")
+    augment: list[str] = augment_policies(WINDOW_AUGMENTS)
     ema: float = _c(0.0, *EMA_DECAY)
     diversity_sensitive: float = _c(0.0, *NONNEG)  # DSGAN's diversity reward on G (pipeline.train.gan); 0: off
     epochs: int = _c(40, *POS)

@@ -17,6 +17,14 @@ from pipeline.fields import DISTINCT, _c, parse_section
 LOSSES = ("bce", "hinge", "wgan-gp")
 OPTIMIZERS = ("adam", "sgd")
 EMA_DECAY = (lambda v: 0 <= v < 1, "in [0, 1)")
+IMAGE_AUGMENTS = ("color", "translation", "cutout")  # DiffAugment policies (pipeline.train.augment) for images and clips
+WINDOW_AUGMENTS = ("jitter", "scale", "shift")       # ... and for time-series windows
+
+
+def augment_policies(allowed: tuple[str, ...]) -> Any:
+    """The ``augment`` field: DiffAugment policies on D's inputs, distinct names from ``allowed``; none unless set."""
+    return _c([], lambda v: len(set(v)) == len(v) and set(v) <= set(allowed),
+              f"(distinct names from {', '.join(allowed)})")
 
 
 def variant_names(default: str) -> Any:

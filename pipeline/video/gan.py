@@ -20,6 +20,7 @@ from pipeline.nn.init import init_normal
 from pipeline.video.nets import SpriteGenerator, VideoDiscriminator, VideoFrameDiscriminator, VideoGenerator, inflate
 from pipeline.train import gan as latent
 from pipeline.train.adversarial import AdversarialTrainer, TrainConfig
+from pipeline.train.augment import AugmentedDiscriminator
 from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_config
 from pipeline.train.pixels import to_uint8, to_unit
 from pipeline.video.params import GanVariant, VideoTrainGanParams
@@ -41,31 +42,21 @@ class VideoGanFamily(LatentGanFamily):
 
     def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator, latent_dim: int,
                  loss: str = "bce", gp_weight: float = 10.0, lambda_adv: float = 1.0, lambda_feat: float = 0.0,
-                 lambda_vid: float = 0.0, conditional: bool = False, augment: bool = False) -> None:
+                 lambda_vid: float = 0.0, conditional: bool = False) -> None:
         super().__init__(generator, discriminator, latent_dim, loss, conditional, gp_weight)
-        self.lambdas, self.augment = (lambda_adv, lambda_feat, lambda_vid), augment
-
-    def _aug(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x) if self.augment else x
-
-    def discriminator_loss(self, batch: Batch, fakes: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
-        if not self.augment:
-            return super().discriminator_loss(batch, fakes, epoch)
-        return super().discriminator_loss({**batch, "x": self._aug(batch["x"])}, {"fake": self._aug(fakes["fake"])},
-                                          epoch)
+        self.lambdas = (lambda_adv, lambda_feat, lambda_vid)
 
     def generator_loss(self, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float], Batch]:
         real = batch["x"]
         fake = self._fake(batch)
-        seen = self._aug(fake)
-        out = self.D(seen, self._labels(batch))
+        out = self.D(fake, self._labels(batch))
         adv = F.binary_cross_entropy_with_logits(out, torch.ones_like(out)) if self.loss == "bce" else -out.mean()
         la, lf, lv = self.lambdas
         total, logs = la * adv, {"G_adv": float(adv.detach())}
         if lf > 0:
             with torch.no_grad():
                 f_real = self.D.features(real).mean(0)
-            feat = (self.D.features(seen).mean(0) - f_real).pow(2).mean()
+            feat = (self.D.features(fake).mean(0) - f_real).pow(2).mean()
             total = total + lf * feat
             logs["G_feat"] = float(feat.detach())
         if lv > 0:
@@ -73,28 +64,6 @@ class VideoGanFamily(LatentGanFamily):
             total = total + lv * pix
             logs["G_pix"] = float(pix.detach())
         return total, logs, {"fake": fake}
-
-
-def diff_augment(x: torch.Tensor, shift: float = 0.125, cut: float = 0.5) -> torch.Tensor:
-    """DiffAugment (Zhao et al. 2020) for clips (B, C, T, H, W): a random translation by up to ``shift`` of the
-    frame (zero fill) and one cutout square of ``cut`` × the frame side, both the same on every frame of a
-    clip, so motion is left intact; differentiable in ``x`` (applied to real and fake before D)."""
-    b, _, _, h, w = x.shape
-    dy = torch.randint(-int(h * shift), int(h * shift) + 1, (b,), device=x.device)
-    dx = torch.randint(-int(w * shift), int(w * shift) + 1, (b,), device=x.device)
-    rows = torch.arange(h, device=x.device)[None, :] - dy[:, None]  # source row of each output row
-    cols = torch.arange(w, device=x.device)[None, :] - dx[:, None]
-    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-    idx = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
-    flat = x.flatten(3)
-    moved = flat.gather(3, idx.flatten(1)[:, None, None, :].expand(*flat.shape[:3], -1)).view_as(x)
-    ch, cw = int(h * cut), int(w * cut)
-    cy = torch.randint(0, h - ch + 1, (b,), device=x.device)
-    cx = torch.randint(0, w - cw + 1, (b,), device=x.device)
-    r, c = torch.arange(h, device=x.device)[None, :], torch.arange(w, device=x.device)[None, :]
-    hole = ((r >= cy[:, None]) & (r < cy[:, None] + ch))[:, :, None] & ((c >= cx[:, None]) & (c < cx[:, None] + cw))[:, None, :]
-    keep = (valid & ~hole)[:, None, None].to(x.dtype)
-    return moved * keep + (-1.0) * (1 - keep)  # -1: black in the [-1, 1] pixel scale
 
 
 def build(v: GanVariant, dims: int, channels: int, size: int, frames: int, n_classes: int = 0
@@ -111,8 +80,12 @@ def build(v: GanVariant, dims: int, channels: int, size: int, frames: int, n_cla
 
 
 def family(v: GanVariant, g: VideoGenerator, d: VideoDiscriminator) -> VideoGanFamily:
+    """The variant's training family; with ``augment``, D judges every clip (real and generated, in D's step,
+    in G's and for feature matching) through DiffAugment, one draw per clip, black (-1) where it cuts."""
+    if v.augment:
+        d = AugmentedDiscriminator(d, v.augment, fill=-1.0)
     return VideoGanFamily(g, d, v.latent_dim, v.loss, v.gp_weight, v.lambda_adv, v.lambda_feat, v.lambda_vid,
-                          v.conditional, v.augment)
+                          v.conditional)
 
 
 def config(p: VideoTrainGanParams, v: GanVariant, epochs: int, seed: int) -> TrainConfig:

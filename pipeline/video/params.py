@@ -11,7 +11,8 @@ from typing import Any, ClassVar, Optional
 
 from pipeline.errors import PipelineError
 from pipeline.fields import DEVICES, NONNEG, POS, UNIT, _c
-from pipeline.train.gan_params import EMA_DECAY, LOSSES, OPTIMIZERS, GanSection, variant_names, variant_overrides
+from pipeline.train.gan_params import (EMA_DECAY, LOSSES, OPTIMIZERS, GanSection, IMAGE_AUGMENTS, augment_policies,
+                                       variant_names, variant_overrides)
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
 POW2 = (lambda v: v >= 16 and v & (v - 1) == 0, "a power of two >= 16")
@@ -72,7 +73,7 @@ class GanVariant:
     pretrain_epochs: int = _c(1, *POS)
     ema: float = _c(0.0, *EMA_DECAY)
     conditional: bool = _c(False, desc="class-conditional G (class embedding) and projection D")
-    augment: bool = _c(False, desc="DiffAugment (translation + cutout, the same for every frame) on D's inputs")
+    augment: list[str] = augment_policies(IMAGE_AUGMENTS)  # DiffAugment on D's inputs, one draw per clip
     frame_d: bool = _c(False, desc="add a 2D frame discriminator (every frame scored) to the video one (MoCoGAN D_I)")
 
 

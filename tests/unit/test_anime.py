@@ -206,7 +206,7 @@ def test_anime_params_are_checked():
         parse_params({"anime_train_gan": {"run": ["x"], "variants": {"x": {"loss": "l2"}}}})
     with pytest.raises(PipelineError, match=r"anime_train_gan.run: unknown variant 'y' \(known: x\)"):
         parse_params({"anime_train_gan": {"run": ["y"], "variants": {"x": {}}}})
-    with pytest.raises(PipelineError, match=r"anime_train_gan.variants.x.augment: expected list of str \(each one of"):
+    with pytest.raises(PipelineError, match=r"anime_train_gan.variants.x.augment: expected list of str \(distinct names from"):
         parse_params({"anime_train_gan": {"run": ["x"], "variants": {"x": {"augment": ["flip"]}}}})
     with pytest.raises(PipelineError, match=r"anime_train_gan.seeds: expected list of int \(non-empty, distinct"):
         parse_params({"anime_train_gan": {"seeds": [0, 0]}})
