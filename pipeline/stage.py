@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import PipelineError
-from pipeline.io.atomic import write_json_atomic
+from pipeline.io.atomic import finite, write_json_atomic
 from pipeline.params import Params, load_params
 from pipeline.tracking import METRICS_TAG, StageRun, file_md5, mlflow_key, stage_run
 
@@ -55,7 +55,7 @@ def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
             write_json_atomic(metrics_path, metrics)
             # DVC restores this file with the stage's outputs; its hash finds the run behind a workspace result
             log.tag(METRICS_TAG, file_md5(metrics_path))
-    print(json.dumps(metrics))
+    print(json.dumps(finite(metrics)))
     return metrics
 
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -135,17 +134,6 @@ def f1_vs_distance(summary: dict[str, dict[str, dict[str, float]]], dist: dict[s
     x = [dist[s][ref][key] for s in names]
     y = [summary[s]["test_f1"]["mean"] for s in names]
     return {"sets": names, "x": x, "y": y, "distance": key, **regression(x, y)}
-
-
-def finite(obj: Any) -> Any:
-    """NaN/inf -> None, recursively, so the JSON is standard (DVC and browsers read it)."""
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def refiner_summaries(refine: Any, result: dict[str, Any], refiner_metrics: dict[str, dict[str, float]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -32,12 +33,23 @@ def atomic_dir(out: Path) -> Iterator[Path]:
     os.replace(tmp, out)
 
 
+def finite(obj: Any) -> Any:
+    """NaN/inf -> None, recursively, so the JSON is standard (DVC, jq and browsers read it)."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temp file and rename."""
+    """Write standard JSON (NaN/inf as null) to ``path`` via a temp file and rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False))
+    tmp.write_text(json.dumps(finite(data), indent=1, sort_keys=False, allow_nan=False))
     os.replace(tmp, path)
 
 

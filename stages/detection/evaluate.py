@@ -11,9 +11,9 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.errors import cli
-from pipeline.detection.evaluation import (FEATURE_SPACE, comparisons, crop_images, distances, embed, f1_vs_distance, finite,
+from pipeline.detection.evaluation import (FEATURE_SPACE, comparisons, crop_images, distances, embed, f1_vs_distance,
                                  label_preservation, read_run_metrics, refiner_summaries, run_key, summarise)
-from pipeline.io.atomic import atomic_dir, write_json_atomic
+from pipeline.io.atomic import atomic_dir, finite, write_json_atomic
 from pipeline.metrics.distances import inception_features, resolve_inception_weights
 from pipeline.params import Params
 from pipeline.stage import execute, parse_paths

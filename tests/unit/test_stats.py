@@ -1,12 +1,14 @@
 """Mean and t-interval over seeds against scipy's own interval; Welch's difference interval against the
 Welch-Satterthwaite formula; regression against numpy."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from pipeline.io.atomic import write_json_atomic
 from pipeline.metrics.stats import diff_ci, mean_ci, regression
 
 
@@ -25,6 +27,14 @@ def test_single_run_has_no_interval():
     assert out["mean"] == 0.7 and out["n"] == 1 and math.isnan(out["lo"]) and math.isnan(out["hi"])
     assert mean_ci([])["n"] == 0
     assert mean_ci([0.4, float("nan"), 0.6])["n"] == 2
+
+
+def test_a_metrics_file_without_an_interval_is_standard_json(tmp_path):
+    write_json_atomic(tmp_path / "m.json", {"variant": [mean_ci([0.7]), {"x": float("inf")}]})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    loaded = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert loaded["variant"][0]["lo"] is None and loaded["variant"][0]["mean"] == 0.7 and loaded["variant"][1]["x"] is None
 
 
 def test_regression_recovers_a_line():
