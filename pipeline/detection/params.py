@@ -50,6 +50,7 @@ class RenderParams:
     samples: int = _c(16, *POS)
     denoise: bool = _c(True)
     device: str = _c("auto", choices=("auto", "cpu", "gpu"))
+    stall_timeout_s: float = _c(600.0, *POS)  # a worker silent this long (no image done) is killed and named
     camera: CameraParams = field(default_factory=CameraParams)
     scene: SceneParams = field(default_factory=SceneParams)
     backgrounds: Optional[str] = _c(None)

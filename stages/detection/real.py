@@ -35,7 +35,7 @@ def run(p: RealParams, r: RenderParams, out: Path) -> dict[str, float]:
                      for i in range(sum(sizes.values()))]
             work = tmp / ".work"
             work.mkdir()
-            render_specs(specs, work, r.shards, r.device, desc="render demo_real")
+            render_specs(specs, work, r.shards, r.device, desc="render demo_real", stall_timeout_s=r.stall_timeout_s)
             post = lambda rgb, spec: apply_camera_model(rgb, p.camera_model, p.seed, spec["index"])  # noqa: E731
             cocos, start = {}, 0
             for s in SPLITS:

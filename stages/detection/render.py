@@ -23,7 +23,8 @@ def run(p: RenderParams, out: Path) -> dict[str, float]:
                           background=plates[i % len(plates)] if plates else None, assets=assets)
              for i in range(p.images)]
     with atomic_dir(out) as tmp:
-        coco = render_dataset(specs, tmp, p.shards, p.device, info={"split": "S", "profile": "synthetic"})
+        coco = render_dataset(specs, tmp, p.shards, p.device, info={"split": "S", "profile": "synthetic"},
+                              stall_timeout_s=p.stall_timeout_s)
     return {"images": len(coco.images), "people": len(coco.annotations),
             "sitting": sum(a.extra["pose"] == "sitting" for a in coco.annotations)}
 

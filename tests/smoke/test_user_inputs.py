@@ -62,10 +62,13 @@ def test_background_plate_is_composited(tmp_path):
 def test_obj_asset_is_loaded_and_annotated(tmp_path):
     assets = tmp_path / "assets"
     assets.mkdir()
-    (assets / "box_person.obj").write_text(OBJ)
+    # object and material names in Latin-1, as an older exporter writes them: Blender echoes such names,
+    # and the render stage's reader of the worker's output must survive bytes that are not UTF-8
+    (assets / "box_person.obj").write_bytes(b"o caf\xe9_person\nusemtl tissu_\xe9t\xe9\n" + OBJ.encode())
     write_params(tmp_path, {"render": {**SMALL, "assets": str(assets)}})
     res = run_stage("stages.detection.render", tmp_path, "--out", "out")
     assert res.returncode == 0, res.stderr[-2000:]
+    assert "1/1" in res.stderr  # the progress reader saw the worker's "done" line
     coco = read_coco(tmp_path / "out/coco.json")
     assert coco.annotations
     for a in coco.annotations:  # head = top of the asset, projected through the fisheye

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,41 +29,76 @@ from pipeline.detection.render.annotate import annotate, fisheye_of
 PostFn = Callable[[np.ndarray, dict[str, Any]], np.ndarray]
 
 
-def _drain(proc: subprocess.Popen, bar: tqdm) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("done "):
-            bar.update(1)
+WORKER = [sys.executable, "-m", "pipeline.detection.render.blender.worker"]
+
+
+class _Shard:
+    """One worker process and what its stdout said last: read as bytes and decoded with replacement, so a
+    non-UTF-8 byte (Blender echoes user asset names) can never kill the reader and leave the worker blocked
+    on a full pipe."""
+
+    def __init__(self, k: int, proc: subprocess.Popen, bar: tqdm, log: Path) -> None:
+        self.k, self.proc, self.bar, self.log = k, proc, bar, log
+        self.last_output, self.last_image = time.monotonic(), None
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.last_output = time.monotonic()
+            line = raw.decode("utf-8", errors="replace")
+            if line.startswith("done "):
+                self.last_image = line.split()[1] if len(line.split()) > 1 else "?"
+                self.bar.update(1)
+
+    def log_tail(self) -> str:
+        lines = self.log.read_text(errors="replace").strip().splitlines() if self.log.exists() else []
+        return lines[-1] if lines else "no output"
+
+
+def _stop(shards: list[_Shard]) -> None:
+    for s in shards:
+        if s.proc.poll() is None:
+            s.proc.kill()
+    for s in shards:
+        s.proc.wait()
+        s.reader.join(timeout=5)
 
 
 def render_specs(specs: list[dict[str, Any]], work: Path, shards: int, device: str = "auto",
-                 desc: str = "render") -> None:
-    """Run one worker process per shard over ``specs``; raises PipelineError if a worker fails."""
+                 desc: str = "render", stall_timeout_s: float = 600.0, worker: list[str] | None = None) -> None:
+    """Run one worker process per shard over ``specs``; raises PipelineError if a worker fails, or kills
+    every worker and names the shard and its last image when one prints nothing for ``stall_timeout_s``.
+    ``worker`` is the command that renders one shard file (default: the Blender worker)."""
     shards = max(1, min(shards, len(specs)))
     threads = max(1, (os.cpu_count() or 1) // shards)
     chunks = [specs[i * len(specs) // shards:(i + 1) * len(specs) // shards] for i in range(shards)]
-    procs, logs = [], []
+    running: list[_Shard] = []
     with tqdm(total=len(specs), desc=desc, unit="img") as bar:
-        for k, chunk in enumerate(chunks):
-            spec_file = work / f"shard{k}.jsonl"
-            spec_file.write_text("".join(json.dumps(s) + "\n" for s in chunk))
-            log = open(work / f"shard{k}.log", "w")
-            logs.append(log)
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.detection.render.blender.worker", str(spec_file), str(work),
-                 "--threads", str(threads), "--device", device],
-                stdout=subprocess.PIPE, stderr=log, text=True)
-            procs.append((proc, threading.Thread(target=_drain, args=(proc, bar), daemon=True)))
-            procs[-1][1].start()
-        for proc, reader in procs:
-            proc.wait()
-            reader.join()
-    for log in logs:
-        log.close()
-    for k, (proc, _) in enumerate(procs):
-        if proc.returncode != 0:
-            tail = (work / f"shard{k}.log").read_text().strip().splitlines()[-1:] or ["no output"]
-            raise PipelineError(f"render worker for shard {k} failed (exit {proc.returncode}): {tail[0]}")
+        try:
+            for k, chunk in enumerate(chunks):
+                spec_file = work / f"shard{k}.jsonl"
+                spec_file.write_text("".join(json.dumps(s) + "\n" for s in chunk))
+                log = work / f"shard{k}.log"
+                with open(log, "wb") as err:
+                    proc = subprocess.Popen([*(worker or WORKER), str(spec_file), str(work), "--threads", str(threads),
+                                             "--device", device], stdout=subprocess.PIPE, stderr=err)
+                running.append(_Shard(k, proc, bar, log))
+            while any(s.proc.poll() is None for s in running):
+                now = time.monotonic()
+                for s in running:
+                    if s.proc.poll() is None and now - s.last_output > stall_timeout_s:
+                        raise PipelineError(
+                            f"render worker for shard {s.k} printed nothing for {stall_timeout_s:g} s "
+                            f"(last image done: {s.last_image or 'none'}; last log line: {s.log_tail()}); "
+                            "killed every worker (raise render.stall_timeout_s if one image takes longer)")
+                time.sleep(0.2)
+        finally:
+            _stop(running)
+    for s in running:
+        if s.proc.returncode != 0:
+            raise PipelineError(f"render worker for shard {s.k} failed (exit {s.proc.returncode}): {s.log_tail()}")
 
 
 def composite(rgba: np.ndarray, plate_path: str, spec: dict[str, Any]) -> np.ndarray:
@@ -109,8 +145,9 @@ def assemble(specs: list[dict[str, Any]], work: Path, out: Path, post: PostFn | 
 
 
 def render_dataset(specs: list[dict[str, Any]], out: Path, shards: int, device: str = "auto",
-                   post: PostFn | None = None, info: dict[str, Any] | None = None, desc: str = "render") -> Coco:
+                   post: PostFn | None = None, info: dict[str, Any] | None = None, desc: str = "render",
+                   stall_timeout_s: float = 600.0) -> Coco:
     """Render ``specs`` and write the dataset into the (already temporary) folder ``out``."""
     with tempfile.TemporaryDirectory(prefix="render-", dir=out.parent) as tmp:
-        render_specs(specs, Path(tmp), shards, device, desc)
+        render_specs(specs, Path(tmp), shards, device, desc, stall_timeout_s)
         return assemble(specs, Path(tmp), out, post, info)
