@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Annotated, Any, Iterator, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import PipelineError
 from pipeline.io.atomic import write_json_atomic
@@ -69,15 +71,75 @@ def write_coco(path: Path, coco: Coco) -> None:
     write_json_atomic(path, coco.to_json())
 
 
-def _box_ok(box: Any, w: int, h: int, tol: float = 0.5) -> bool:
-    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-        return False
+class _Record(BaseModel):
+    """Types of one COCO record: strict (no "2" for 2), finite numbers; other keys are kept as extras."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Box = Annotated[list[Finite], Field(min_length=4, max_length=4)]
+
+
+class CocoImageRecord(_Record):
+    id: int = Field(ge=0)
+    file_name: str = Field(min_length=1)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    mask_file: Optional[str] = None
+
+
+class CocoAnnRecord(_Record):
+    id: int = Field(gt=0)
+    image_id: int
+    bbox: Box
+    head_bbox: Box
+    keypoints: Annotated[list[Finite], Field(min_length=3)]
+    area: Optional[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = None
+
+
+class CocoFile(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+    images: list[CocoImageRecord]
+    annotations: list[CocoAnnRecord]
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+def _where(data: Any, loc: tuple) -> str:
+    """``annotations[4] (id 17).keypoints[2]`` for a pydantic error location in ``data``."""
+    parts: list[str] = []
+    node = data
+    for depth, part in enumerate(loc):
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            if depth == 1 and isinstance(node, dict) and "id" in node:
+                parts.append(f" (id {node['id']!r})")
+        else:
+            parts.append(f".{part}" if parts else str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _box_ok(box: list[float], w: int, h: int, tol: float = 0.5) -> bool:
     x, y, bw, bh = box
     return bw > 0 and bh > 0 and x >= -tol and y >= -tol and x + bw <= w + tol and y + bh <= h + tol
 
 
+def _inside(root: Path, rel: str, what: str) -> Path:
+    """``root/rel`` when it lies under ``root`` after resolving ``..`` and symlinks; otherwise one line."""
+    if Path(rel).is_absolute():
+        raise PipelineError(f"{what} {rel!r} is an absolute path; it must be relative to {root}")
+    full = root / rel
+    if not full.resolve().is_relative_to(root.resolve()):
+        raise PipelineError(f"{what} {rel!r} points outside {root}")
+    return full
+
+
 def read_coco(path: Path, image_root: Path | None = None, allow_empty: bool = False) -> Coco:
-    """Load and validate a COCO file; every problem names the file and the offending id."""
+    """Load and validate a COCO file: types by schema (:class:`CocoFile`), then ids, references, boxes and
+    keypoints inside their image, and (with ``image_root``) files that exist under the root. Every problem
+    is one line naming the file, the record and the field."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -88,41 +150,44 @@ def read_coco(path: Path, image_root: Path | None = None, allow_empty: bool = Fa
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(
             data.get("annotations"), list):
         raise PipelineError(f"{path}: not a COCO file (needs 'images' and 'annotations' lists)")
+    try:
+        parsed = CocoFile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        got = f", got {err['input']!r:.60}" if err["type"] not in ("missing",) else ""
+        raise PipelineError(f"{path}: {_where(data, err['loc'])}: {err['msg']}{got}") from None
     images: dict[int, CocoImage] = {}
-    for im in data["images"]:
-        try:
-            ci = CocoImage(int(im["id"]), str(im["file_name"]), int(im["width"]), int(im["height"]),
-                           im.get("mask_file"),
-                           {k: v for k, v in im.items() if k not in ("id", "file_name", "width", "height", "mask_file")})
-        except (KeyError, TypeError, ValueError):
-            raise PipelineError(f"{path}: image entry {im!r:.80} needs id, file_name, width, height") from None
-        if ci.id in images:
-            raise PipelineError(f"{path}: duplicate image id {ci.id}")
-        if image_root is not None and not (image_root / ci.file_name).is_file():
-            raise PipelineError(f"{path}: image {ci.id} file {image_root / ci.file_name} does not exist")
-        images[ci.id] = ci
+    for im in parsed.images:
+        if im.id in images:
+            raise PipelineError(f"{path}: duplicate image id {im.id}")
+        for key in ("file_name", "mask_file"):
+            rel = getattr(im, key)
+            if image_root is not None and rel is not None:
+                full = _inside(image_root, rel, f"{path}: image {im.id} {key}")
+                if not full.is_file():
+                    raise PipelineError(f"{path}: image {im.id} {key} {full} does not exist")
+        images[im.id] = CocoImage(im.id, im.file_name, im.width, im.height, im.mask_file, dict(im.model_extra or {}))
     if not images and not allow_empty:
         raise PipelineError(f"{path}: empty split (no images)")
     anns, seen = [], set()
-    for a in data["annotations"]:
-        aid = a.get("id") if isinstance(a, dict) else None
-        if not isinstance(aid, int) or aid in seen or aid <= 0:
-            raise PipelineError(f"{path}: annotation id {aid!r} is missing, not a positive int, or duplicated")
-        seen.add(aid)
-        im = images.get(a.get("image_id"))
+    for a in parsed.annotations:
+        if a.id in seen:
+            raise PipelineError(f"{path}: duplicate annotation id {a.id}")
+        seen.add(a.id)
+        im = images.get(a.image_id)
         if im is None:
-            raise PipelineError(f"{path}: annotation {aid} refers to unknown image_id {a.get('image_id')!r}")
+            raise PipelineError(f"{path}: annotation {a.id} refers to unknown image_id {a.image_id!r}")
         for key in ("bbox", "head_bbox"):
-            if not _box_ok(a.get(key), im.width, im.height):
-                raise PipelineError(f"{path}: annotation {aid} {key} {a.get(key)!r} is missing or outside "
+            if not _box_ok(getattr(a, key), im.width, im.height):
+                raise PipelineError(f"{path}: annotation {a.id} {key} {getattr(a, key)!r} is empty or outside "
                                     f"image {im.id} ({im.width}x{im.height})")
-        kp = a.get("keypoints")
-        if not (isinstance(kp, list) and len(kp) >= 3 and kp[2] > 0):
-            raise PipelineError(f"{path}: annotation {aid} has no visible head keypoint")
-        x, y, bw, bh = a["bbox"]
-        anns.append(CocoAnn(aid, im.id, list(a["bbox"]), list(a["head_bbox"]), list(kp[:3]),
-                            float(a.get("area", bw * bh)),
-                            {k: v for k, v in a.items() if k not in (
-                                "id", "image_id", "bbox", "head_bbox", "keypoints", "area", "category_id",
-                                "iscrowd", "num_keypoints")}))
-    return Coco(list(images.values()), anns, data.get("info", {}))
+        x, y, v = a.keypoints[:3]
+        if v <= 0:
+            raise PipelineError(f"{path}: annotation {a.id} has no visible head keypoint")
+        if not (-0.5 <= x <= im.width + 0.5 and -0.5 <= y <= im.height + 0.5):
+            raise PipelineError(f"{path}: annotation {a.id} head keypoint ({x:g}, {y:g}) is outside "
+                                f"image {im.id} ({im.width}x{im.height})")
+        extra = {k: val for k, val in (a.model_extra or {}).items() if k not in ("category_id", "iscrowd", "num_keypoints")}
+        anns.append(CocoAnn(a.id, im.id, list(a.bbox), list(a.head_bbox), list(a.keypoints[:3]),
+                            float(a.area if a.area is not None else a.bbox[2] * a.bbox[3]), extra))
+    return Coco(list(images.values()), anns, parsed.info)

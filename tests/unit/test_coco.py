@@ -25,14 +25,28 @@ def test_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["annotations"][0].update(bbox=[50, 5, 20, 30]), "annotation 1 bbox [50, 5, 20, 30] is missing or outside image 1"),
-    (lambda d: d["annotations"][0].update(head_bbox=None), "annotation 1 head_bbox None"),
-    (lambda d: d["annotations"][0].update(keypoints=[]), "annotation 1 has no visible head keypoint"),
+    (lambda d: d["annotations"][0].update(bbox=[50, 5, 20, 30]), "annotation 1 bbox [50.0, 5.0, 20.0, 30.0] is empty or outside image 1"),
+    (lambda d: d["annotations"][0].update(head_bbox=None), "annotations[0] (id 1).head_bbox: Input should be a valid list"),
+    (lambda d: d["annotations"][0].update(keypoints=[]), "annotations[0] (id 1).keypoints: List should have at least 3 items"),
+    (lambda d: d["annotations"][0].update(keypoints=[16, 9, 0]), "annotation 1 has no visible head keypoint"),
     (lambda d: d["annotations"][0].update(image_id=9), "annotation 1 refers to unknown image_id 9"),
-    (lambda d: d["annotations"].append(dict(d["annotations"][0])), "annotation id 1 is missing"),
+    (lambda d: d["annotations"].append(dict(d["annotations"][0])), "duplicate annotation id 1"),
+    (lambda d: d["annotations"][0].pop("id"), "annotations[0].id: Field required"),
     (lambda d: d["images"].clear() or d["annotations"].clear(), "empty split"),
     (lambda d: d["images"][0].update(file_name="missing.png"), "missing.png does not exist"),
     (lambda d: d.pop("images"), "not a COCO file"),
+    # wrong types and non-finite numbers, named by record and field (issue 20)
+    (lambda d: d["annotations"][0]["keypoints"].__setitem__(2, "2"), "annotations[0] (id 1).keypoints[2]: Input should be a valid number, got '2'"),
+    (lambda d: d["annotations"][0].update(image_id=[1]), "annotations[0] (id 1).image_id: Input should be a valid integer, got [1]"),
+    (lambda d: d["annotations"][0].update(area="big"), "annotations[0] (id 1).area: Input should be a valid number, got 'big'"),
+    (lambda d: d["annotations"][0]["keypoints"].__setitem__(0, float("nan")), "annotations[0] (id 1).keypoints[0]: Input should be a finite number"),
+    (lambda d: d["annotations"][0]["bbox"].__setitem__(2, float("inf")), "annotations[0] (id 1).bbox[2]: Input should be a finite number"),
+    (lambda d: d["annotations"][0].update(keypoints=[70, 9, 2]), "annotation 1 head keypoint (70, 9) is outside image 1 (60x40)"),
+    (lambda d: d["images"][0].update(width="60"), "images[0] (id 1).width: Input should be a valid integer, got '60'"),
+    # paths from user data stay inside the dataset root
+    (lambda d: d["images"][0].update(file_name="../../x.png"), "image 1 file_name '../../x.png' points outside"),
+    (lambda d: d["images"][0].update(file_name="/etc/hostname"), "image 1 file_name '/etc/hostname' is an absolute path"),
+    (lambda d: d["images"][0].update(mask_file="../m.png"), "image 1 mask_file '../m.png' points outside"),
 ])
 def test_invalid_coco_names_culprit(tmp_path, mutate, message):
     data = _good(tmp_path)
@@ -55,3 +69,17 @@ def test_corrupt_image_names_file(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(PipelineError, match="bad.png: unreadable or corrupt image"):
         load_rgb(tmp_path / "bad.png")
+
+
+def test_a_symlink_out_of_the_root_is_refused(tmp_path):
+    data = _good(tmp_path)
+    (tmp_path / "link.png").symlink_to(tmp_path / "a.png")  # inside: fine
+    data["images"][0]["file_name"] = "link.png"
+    (tmp_path / "train.json").write_text(json.dumps(data))
+    read_coco(tmp_path / "train.json", image_root=tmp_path)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link.png").symlink_to(tmp_path / "a.png")  # escapes root
+    (root / "train.json").write_text(json.dumps(data))
+    with pytest.raises(PipelineError, match=r"train.json: image 1 file_name 'link.png' points outside"):
+        read_coco(root / "train.json", image_root=root)
