@@ -72,9 +72,18 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
-    """Read and validate ``params.yaml``; raises PipelineError on any problem."""
+    """Read and validate ``params.yaml``; raises PipelineError on any problem. The file must hold every
+    section (an empty or partial file would otherwise run on built-in defaults that nobody chose)."""
     path = Path(path)
-    return parse_params(read_yaml(path) or {}, str(path))
+    raw = read_yaml(path)
+    if raw is None:
+        raise PipelineError(f"{path}: empty params file (start from the repository's params.yaml)")
+    if isinstance(raw, dict):
+        missing = [name for name in all_sections() if name not in raw]
+        if missing:
+            raise PipelineError(f"{path}: missing params section{'s' if len(missing) > 1 else ''} "
+                                f"{', '.join(missing)}")
+    return parse_params(raw, str(path))
 
 
 def as_flat_dict(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -109,12 +118,34 @@ def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key repeated in one mapping (PyYAML keeps the last; DVC refuses it)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, mark: Any) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.problem_mark = key, mark
+
+
 def read_yaml(path: Path, what: str = "params file") -> Any:
-    """A YAML file's content; a missing file or bad YAML is one PipelineError line naming the file."""
+    """A YAML file's content; a missing file, bad YAML or a duplicate key is one PipelineError line naming
+    the file (and the line)."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise PipelineError(f"{path}: {what} not found") from None
+    except _DuplicateKey as exc:
+        raise PipelineError(f"{path} line {exc.problem_mark.line + 1}: duplicate key {exc.key!r}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -19,6 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.flows import common, dag
 from pipeline.flows.common import orchestrate, run_plan
 from pipeline.flows.sweep import branch_of, expand_grid, sweep_overrides
+from tests.conftest import ROOT
 
 BIN = str(Path(sys.executable).parent)
 
@@ -52,11 +53,18 @@ def _stage(name: str, deps: list[str]) -> dict:
             "outs": [f"out/{name}.txt"], "metrics": [f"metrics_{name}.json"]}
 
 
+def _write_params(root: Path, detections: int) -> None:
+    """The repository's params (a flow validates the whole file) with the toy stages' knob set."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["report"].update(detections=detections, pca_points=10)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+
+
 def make_project(root: Path, stages: dict[str, list[str]]) -> Path:
     """A git + DVC project whose stages concatenate their inputs (``stages``: name -> upstream names)."""
     root.mkdir(parents=True)
     (root / "step.py").write_text(SCRIPT)
-    (root / "params.yaml").write_text(yaml.safe_dump({"report": {"detections": 1, "pca_points": 10}}))
+    _write_params(root, detections=1)
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {n: _stage(n, d) for n, d in stages.items()}},
                                                   sort_keys=False))
     (root / ".gitignore").write_text("/out/\ncalls.log\nflaky.ok\nbad-input.txt\nmetrics_*.json\n")
@@ -224,7 +232,7 @@ def test_pool_stages_are_counted_and_up_to_date_ones_not_sent(tmp_path, monkeypa
     (root / "out/a.txt").write_text("changed\n")
     assert pools("pools-3") == {"a": "ran", "refine": "skipped", "d": "skipped"} and sent == ["refine"]
     assert _parent_counts("tiny", "pools-3") == (1, 2)
-    (root / "params.yaml").write_text(yaml.safe_dump({"report": {"detections": 2, "pca_points": 10}}))
+    _write_params(root, detections=2)
     assert pools("pools-4") == {"a": "ran", "refine": "ran", "d": "ran"} and sent == ["refine", "refine"]
     assert (root / "out/d.txt").read_text() == "a:2\nrefine:2\nd:2\n"
 
@@ -258,7 +266,7 @@ def test_user_error_in_a_worker_started_flow_run_is_one_line(project, prefect_ha
     from prefect import get_client
     from prefect.settings import PREFECT_API_URL
 
-    from tests.conftest import ROOT
+
 
     (project / "bad-input.txt").write_text("?")
     with get_client(sync_client=True) as client:
@@ -304,7 +312,7 @@ def test_grid_and_branches():
 
 
 def test_sweep_overrides_validate_and_add_configs(tmp_path):
-    from tests.conftest import ROOT
+
 
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")

@@ -106,3 +106,19 @@ def test_params_cli_validates_a_file_or_a_profile(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     bad = _validate([], tmp_path)
     assert bad.returncode == 2 and "crop.size: expected int" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_empty_or_partial_params_file_and_a_duplicate_key_are_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("")
+    bad = _validate([], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: params.yaml: empty params file (start from the repository's params.yaml)")
+    (tmp_path / "params.yaml").write_text("render:\n  seed: 0\n")
+    bad = _validate([], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: params.yaml: missing params sections real, crop,")
+    assert len(bad.stderr.strip().splitlines()) == 1
+    text = (ROOT / "params.yaml").read_text().replace("  images: 24\n", "  images: 24\n  images: 48\n", 1)
+    (tmp_path / "params.yaml").write_text(text)
+    bad = _validate([], tmp_path)
+    line = text.splitlines().index("  images: 48") + 1
+    assert bad.returncode == 2 and bad.stderr.strip() == f"error: params.yaml line {line}: duplicate key 'images'"
