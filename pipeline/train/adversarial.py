@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from pipeline.errors import PipelineError
 from pipeline.train.device import DeviceSetup, pick_device
 from pipeline.train.pool import ImagePool
 
@@ -164,10 +167,28 @@ class AdversarialTrainer:
         os.replace(tmp, self.ckpt_dir / "last.pt")
 
     def resume(self) -> bool:
+        """Load ``last.pt`` when there is one. A file that does not load (truncated by a full disk or a
+        kill outside the atomic rename, or not a checkpoint) is reported, set aside as
+        ``last.pt.corrupt-<time>`` and training starts fresh; one that loads but does not fit these networks
+        stops with one line (the checkpoint folder belongs to another configuration)."""
         path = self.ckpt_dir / "last.pt" if self.ckpt_dir else None
         if path is None or not path.is_file():
             return False
-        self.load_state_dict(torch.load(path, map_location=self.setup.device, weights_only=False))
+        try:
+            state = torch.load(path, map_location=self.setup.device, weights_only=False)
+            if not isinstance(state, dict) or "epoch" not in state:
+                raise ValueError("not a training checkpoint")
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is set aside the same way
+            aside = path.with_name(f"last.pt.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(path, aside)
+            print(f"warning: checkpoint {path} is unreadable ({type(exc).__name__}: {str(exc)[:80]}); moved to "
+                  f"{aside.name}, training starts fresh", file=sys.stderr, flush=True)
+            return False
+        try:
+            self.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError, IndexError) as exc:
+            raise PipelineError(f"{path}: checkpoint does not fit this configuration's networks "
+                                f"({type(exc).__name__}); move it aside to start fresh") from None
         return True
 
     # ------------------------------------------------------------ training

@@ -80,6 +80,26 @@ def test_resume_gives_same_weights_as_uninterrupted(tmp_path, arch):
             assert torch.equal(v, other[k]), (name, k)
 
 
+def test_a_truncated_checkpoint_is_set_aside_and_training_starts_fresh(tmp_path, capsys):
+    x = _textures(16)
+    y = (x + SHIFT).clamp(-1, 1)
+    killed, _ = _trainer(tmp_path)
+    killed.fit(UnpairedSampler(x, y, 4, 0, 3), stop_after=1)
+    last = tmp_path / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])  # a full disk or a kill outside the atomic rename
+    fresh, _ = _trainer(tmp_path)
+    fresh.fit(UnpairedSampler(x, y, 4, 0, 3))
+    err = capsys.readouterr().err
+    assert f"warning: checkpoint {last} is unreadable" in err and "training starts fresh" in err
+    assert fresh.epoch == 4 and len(fresh.history) == 4  # all four epochs ran, none were taken from the file
+    assert len(list(tmp_path.glob("last.pt.corrupt-*"))) == 1 and last.is_file()  # set aside; a new one saved
+    other, _ = _trainer(tmp_path / "x", arch="aggan")
+    (tmp_path / "x").mkdir(exist_ok=True)
+    (tmp_path / "x" / "last.pt").write_bytes(last.read_bytes())  # a cyclegan checkpoint under an aggan run
+    with pytest.raises(PipelineError, match=r"last.pt: checkpoint does not fit this configuration's networks"):
+        other.fit(UnpairedSampler(x, y, 4, 0, 3))
+
+
 def test_cyclegan_learns_a_colour_shift_on_cpu(tmp_path):
     torch.manual_seed(0)
     x = _textures(64)
