@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from pipeline.errors import PipelineError
-from pipeline.io.images import load_rgb, save_rgb
+from pipeline.io.images import load_rgb, open_image, save_rgb
 from pipeline.io.tables import read_csv_rows
 from pipeline.train import pixels
 
@@ -39,7 +39,7 @@ class FaceSet:
 def load_face(path: Path, size: int, min_size: int, non_rgb: str) -> np.ndarray:
     """One image → (size, size, 3) uint8: checked, converted to RGB, centre-cropped, resized (Lanczos)."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             mode, (w, h) = im.mode, im.size
             if mode != "RGB":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +10,32 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import PipelineError
 
+# Images from users open under this pixel limit, checked from the header before anything is decoded:
+# 64 MP (8000 x 8000) is far above any camera frame or face here; a decompression bomb (a small PNG whose
+# header says 20000 x 20000) is one line instead of PIL's DecompressionBombError traceback or 1.2 GB of RAM.
+MAX_PIXELS = 64_000_000
+
+
+def open_image(path: Path) -> Image.Image:
+    """``Image.open`` with the pixel limit: PipelineError naming the file, its size and the limit."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError:
+        raise PipelineError(f"{path}: image is larger than {2 * Image.MAX_IMAGE_PIXELS} pixels, over the limit "
+                            f"of {MAX_PIXELS} pixels") from None
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        im.close()
+        raise PipelineError(f"{path}: image is {w}x{h} = {w * h} pixels, over the limit of {MAX_PIXELS} pixels")
+    return im
+
 
 def load_rgb(path: Path) -> np.ndarray:
-    """(H,W,3) uint8; raises PipelineError naming the file if it is missing or unreadable."""
+    """(H,W,3) uint8; raises PipelineError naming the file if it is missing, unreadable or too large."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
@@ -29,7 +51,7 @@ def save_rgb(path: Path, rgb: np.ndarray) -> None:
 def load_mask(path: Path) -> np.ndarray:
     """(H,W) int32 instance mask: pixel value = annotation id, 0 = background."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return np.asarray(im, dtype=np.int32)
     except FileNotFoundError:
         raise PipelineError(f"{path}: instance mask not found") from None

@@ -83,3 +83,31 @@ def test_a_symlink_out_of_the_root_is_refused(tmp_path):
     (root / "train.json").write_text(json.dumps(data))
     with pytest.raises(PipelineError, match=r"train.json: image 1 file_name 'link.png' points outside"):
         read_coco(root / "train.json", image_root=root)
+
+
+def _bomb(path, width=20000, height=20000):
+    """A 100-byte PNG whose header says width x height (8-bit grey): a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("size", [(20000, 20000), (9000, 8000)])  # PIL's own error, and under PIL's limit
+def test_a_decompression_bomb_is_one_line_with_the_size_and_the_limit(tmp_path, size):
+    from pipeline.anime.data import load_face
+    from pipeline.io.images import load_mask
+
+    bomb = _bomb(tmp_path / "bomb.png", *size)
+    for load in (load_rgb, load_mask, lambda p: load_face(p, 64, 32, "convert")):
+        with pytest.raises(PipelineError, match=r"bomb.png: image is .* over the limit of 64000000 pixels") as err:
+            load(bomb)
+        assert "\n" not in str(err.value)
+    with pytest.raises(PipelineError, match=f"image is {size[0]}x{size[1]} = {size[0] * size[1]} pixels"
+                       if size[0] * size[1] < 2 * Image.MAX_IMAGE_PIXELS else "larger than"):
+        load_rgb(bomb)
