@@ -14,13 +14,16 @@ import json
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Annotated, Optional
 
 import numpy as np
+from pydantic import StringConstraints
 from tqdm import tqdm
 
 from pipeline.audio.params import AudioSynthesizeParams
 from pipeline.errors import PipelineError
-from pipeline.io.tables import read_csv_rows
+from pipeline.io.paths import inside
+from pipeline.io.tables import CsvRecord, read_csv_records
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AUDIO_EXT = (".wav", ".flac", ".ogg")
@@ -214,12 +217,22 @@ def read_audio(path: Path, rate: int, samples: int) -> np.ndarray:
     return np.pad(x, (0, samples - len(x)))
 
 
+class ManifestRow(CsvRecord):
+    """One row of a user's audio manifest (paths relative to the CSV, and inside its folder)."""
+
+    audio: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    image: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    voice: Optional[Annotated[str, StringConstraints(strip_whitespace=True)]] = None
+    split: Optional[Annotated[str, StringConstraints(strip_whitespace=True)]] = None
+
+
 def _manifest_rows(path: Path) -> list[dict]:
     """CSV columns ``audio,image,label`` and optionally ``voice`` and ``split``; paths relative to the CSV."""
-    rows = read_csv_rows(path, ("audio", "image", "label"), "CSV manifest", "needs audio, image, label")
-    return [{"audio": path.parent / r["audio"], "image": path.parent / r["image"], "label": r["label"].strip(),
-             "voice": (r.get("voice") or "").strip() or None, "split": (r.get("split") or "").strip() or None,
-             "where": f"{path}:{i + 2}"} for i, r in enumerate(rows)]
+    rows = read_csv_records(path, ManifestRow, "CSV manifest", "needs audio, image, label")
+    return [{"audio": inside(path.parent, r.audio, f"{path}: row {i + 2} audio"),
+             "image": inside(path.parent, r.image, f"{path}: row {i + 2} image"), "label": r.label,
+             "voice": r.voice or None, "split": r.split or None, "where": f"{path}:{i + 2}"} for i, r in enumerate(rows)]
 
 
 def _folder_rows(root: Path) -> list[dict]:

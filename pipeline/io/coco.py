@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import PipelineError
 from pipeline.io.atomic import write_json_atomic
+from pipeline.io.paths import inside
 
 CATEGORIES = [{"id": 1, "name": "person", "supercategory": "person", "keypoints": ["head"], "skeleton": []}]
 
@@ -126,16 +127,6 @@ def _box_ok(box: list[float], w: int, h: int, tol: float = 0.5) -> bool:
     return bw > 0 and bh > 0 and x >= -tol and y >= -tol and x + bw <= w + tol and y + bh <= h + tol
 
 
-def _inside(root: Path, rel: str, what: str) -> Path:
-    """``root/rel`` when it lies under ``root`` after resolving ``..`` and symlinks; otherwise one line."""
-    if Path(rel).is_absolute():
-        raise PipelineError(f"{what} {rel!r} is an absolute path; it must be relative to {root}")
-    full = root / rel
-    if not full.resolve().is_relative_to(root.resolve()):
-        raise PipelineError(f"{what} {rel!r} points outside {root}")
-    return full
-
-
 def read_coco(path: Path, image_root: Path | None = None, allow_empty: bool = False) -> Coco:
     """Load and validate a COCO file: types by schema (:class:`CocoFile`), then ids, references, boxes and
     keypoints inside their image, and (with ``image_root``) files that exist under the root. Every problem
@@ -163,7 +154,7 @@ def read_coco(path: Path, image_root: Path | None = None, allow_empty: bool = Fa
         for key in ("file_name", "mask_file"):
             rel = getattr(im, key)
             if image_root is not None and rel is not None:
-                full = _inside(image_root, rel, f"{path}: image {im.id} {key}")
+                full = inside(image_root, rel, f"{path}: image {im.id} {key}")
                 if not full.is_file():
                     raise PipelineError(f"{path}: image {im.id} {key} {full} does not exist")
         images[im.id] = CocoImage(im.id, im.file_name, im.width, im.height, im.mask_file, dict(im.model_extra or {}))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.io.tables import read_csv_rows
+from pipeline.io.tables import numeric_columns, read_csv_records
 
 MOTIONSENSE_ACTIVITIES = ("dws", "ups", "wlk", "jog", "std", "sit")
 MOTIONSENSE_ACC = ("userAcceleration.x", "userAcceleration.y", "userAcceleration.z")
@@ -64,11 +64,9 @@ def load_motionsense(root: Path, gyroscope: bool = False) -> tuple[list[Recordin
 
 
 def _read_csv(path: Path, cols: tuple[str, ...]) -> np.ndarray:
-    rows = read_csv_rows(path, cols)
-    try:
-        return np.array([[float(r[c]) for r in rows] for c in cols], dtype=np.float64)
-    except ValueError as exc:
-        raise PipelineError(f"{path}: non-numeric value ({exc})") from None
+    """(channels, time) from a recording CSV; every value of ``cols`` must be a finite number."""
+    rows = read_csv_records(path, numeric_columns(cols), "MotionSense CSV")
+    return np.array([[getattr(r, f"c{i}") for r in rows] for i in range(len(cols))], dtype=np.float64)
 
 
 def load_source(source: str, gyroscope: bool = False) -> tuple[list[Recording], list[str]]:

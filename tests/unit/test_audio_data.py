@@ -3,6 +3,8 @@ pairs, and the feature code against direct librosa calls."""
 
 import dataclasses
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -174,6 +176,13 @@ def test_user_pairs_errors_name_the_file(tmp_path):
     (tmp_path / "m.csv").write_text("audio,image,label,split\nx/0.wav,x/0.png,a,train\n")
     with pytest.raises(PipelineError, match=r"x/0.png: unreadable or corrupt image"):
         load_user_pairs(p)
+    for body, message in [("x/0.wav,x/0.png\n", "m.csv: row 2 has fewer fields than the header (no 'label')"),
+                          (",x/0.png,a\n", "m.csv: row 2 column 'audio': String should have at least 1 character"),
+                          ("../0.wav,x/0.png,a\n", "m.csv: row 2 audio '../0.wav' points outside"),
+                          ("x/0.wav,/etc/hostname,a\n", "m.csv: row 2 image '/etc/hostname' is an absolute path")]:
+        (tmp_path / "m.csv").write_text("audio,image,label\n" + body)
+        with pytest.raises(PipelineError, match=re.escape(message)):
+            load_user_pairs(p)
 
 
 def test_missing_stage_outputs_name_the_stage(tmp_path):

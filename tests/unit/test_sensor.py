@@ -1,5 +1,7 @@
 """Sensor domain: windows, scalers, splits, the MotionSense loader, 1D GAN shapes, a GAN run, metrics."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -79,8 +81,16 @@ def test_motionsense_errors_name_the_file(tmp_path):
     root = _motionsense(tmp_path, subjects=(1,), acts=("wlk_1",))
     bad = root / "A_DeviceMotion_data" / "wlk_1" / "sub_1.csv"
     bad.write_text("attitude.roll,userAcceleration.x\n0.1,0.2\n")
-    with pytest.raises(PipelineError, match=r"sub_1.csv: CSV lacks column 'userAcceleration.y'"):
+    with pytest.raises(PipelineError, match=r"sub_1.csv: MotionSense CSV lacks column 'userAcceleration.y'"):
         load_motionsense(root)
+    header = "userAcceleration.x,userAcceleration.y,userAcceleration.z\n"
+    for body, message in [("1,2,3\n4,5\n", "row 3 has fewer fields than the header (no 'userAcceleration.z')"),
+                          ("1,2,3\n4,5,6,7\n", "row 3 has more fields than the header"),
+                          ("1,2,3\n4,nan,6\n", "row 3 column 'userAcceleration.y': Input should be a finite number"),
+                          ("1,x,3\n", "row 2 column 'userAcceleration.y': Input should be a valid number")]:
+        bad.write_text(header + body)
+        with pytest.raises(PipelineError, match=re.escape(f"sub_1.csv: {message}")):
+            load_motionsense(root)
     with pytest.raises(PipelineError, match="no <activity>_<trial> folders"):
         load_motionsense(tmp_path / "nothing")
 
