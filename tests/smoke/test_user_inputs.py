@@ -1,6 +1,7 @@
 """User background plates and human assets go through the real Blender path."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pipeline.io.coco import read_coco
@@ -74,6 +75,22 @@ def test_obj_asset_is_loaded_and_annotated(tmp_path):
     for a in coco.annotations:  # head = top of the asset, projected through the fisheye
         x, y, w, h = a.bbox
         assert x - 2 <= a.head[0] <= x + w + 2 and y - 2 <= a.head[1] <= y + h + 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (bytes(range(256)) * 40, "the asset yields no mesh"),                      # a binary file named .obj
+    (b"v 0 0 0\nv 1 0 0\nv 0 1 1.7\nthis is not obj\n", "the asset's meshes have no faces"),  # garbled: points only
+])
+def test_an_asset_that_cannot_be_a_person_is_one_line_naming_it(tmp_path, content, message):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "broken.obj").write_bytes(content)
+    write_params(tmp_path, {"render": {**SMALL, "assets": str(assets)}})
+    res = run_stage("stages.detection.render", tmp_path, "--out", "out")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    error = res.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: render worker for shard 0 failed") and f"broken.obj: {message}" in error, error
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*")) and not list(tmp_path.glob("render-*"))
 
 
 def test_missing_asset_folder_is_one_line(tmp_path):

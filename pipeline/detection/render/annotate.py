@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import PipelineError
+
 from pipeline.io.coco import CocoAnn
 from pipeline.detection.render.fisheye import Fisheye
 from pipeline.detection.render.sampling import head_of
@@ -48,6 +50,9 @@ def annotate(spec: dict[str, Any], id_rgb: np.ndarray, meta: dict[str, Any], ima
     for person in spec["people"]:
         ys, xs = np.nonzero(pid == person["id"])
         if len(ys) == 0:
+            if person.get("asset"):  # a procedural person may hide behind a desk; a user asset must show
+                raise PipelineError(f"{person['asset']}: the asset has no visible pixels in image "
+                                    f"{spec['index']} (is it inside out, or scaled to nothing?)")
             continue  # fully hidden
         ann_id = next_ann_id + len(anns)
         mask[ys, xs] = ann_id

@@ -177,6 +177,10 @@ def _person(p: dict[str, Any], meshes, mats_cache) -> tuple[bpy.types.Object, li
     return root, parts
 
 
+class AssetError(ValueError):
+    """A user asset that cannot become a person; the message names the file."""
+
+
 def import_asset(path: str, p: dict[str, Any]) -> tuple[bpy.types.Object, list, dict[str, Any]]:
     """Import a user asset (.blend/.obj/.fbx), scale it to the person's height and place it."""
     before = set(bpy.data.objects)
@@ -192,8 +196,14 @@ def import_asset(path: str, p: dict[str, Any]) -> tuple[bpy.types.Object, list, 
     elif suffix == ".fbx":
         bpy.ops.import_scene.fbx(filepath=path)
     obs = [o for o in bpy.data.objects if o not in before and o.type == "MESH"]
+    if not obs:
+        raise AssetError(f"{path}: the asset yields no mesh (not a {suffix} file Blender can read, or no geometry)")
+    if not any(len(o.data.polygons) for o in obs):
+        raise AssetError(f"{path}: the asset's meshes have no faces (nothing would render)")
     pts = np.array([tuple(o.matrix_world @ v.co) for o in obs for v in o.data.vertices])
     lo, hi = pts.min(0), pts.max(0)
+    if not np.isfinite(pts).all() or hi[2] - lo[2] <= 1e-6:
+        raise AssetError(f"{path}: the asset has no height (all vertices at one level, or not finite)")
     s = p["height"] / max(hi[2] - lo[2], 1e-6)
     root = bpy.data.objects.new(f"person{p['id']}", None)
     bpy.context.scene.collection.objects.link(root)

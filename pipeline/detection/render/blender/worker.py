@@ -103,8 +103,13 @@ def main() -> None:
         (args.out / sub).mkdir(parents=True, exist_ok=True)
     for line in args.specs.read_text().splitlines():
         spec = json.loads(line)
-        render_spec(spec, args.out, args.threads, args.device)
+        try:
+            render_spec(spec, args.out, args.threads, args.device)
+        except bscene.AssetError as exc:  # the last line of the shard's log is what the parent reports
+            print(f"image {spec['index']}: {exc}", file=sys.stderr, flush=True)
+            return 3
         print(f"done {spec['index']}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
