@@ -19,6 +19,7 @@ def atomic_dir(out: Path) -> Iterator[Path]:
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -44,10 +45,33 @@ def finite(obj: Any) -> Any:
     return obj
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(out: Path) -> list[Path]:
+    """Remove ``out``'s temporary siblings (``.<name>.tmp-<pid>``) left by a killed run: those whose
+    process is gone. Returns what was removed."""
+    gone = []
+    for tmp in Path(out).parent.glob(f".{Path(out).name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write standard JSON (NaN/inf as null) to ``path`` via a temp file and rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(finite(data), indent=1, sort_keys=False, allow_nan=False))
     os.replace(tmp, path)
@@ -59,6 +83,7 @@ def write_csv_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,7 +99,11 @@ def render_specs(specs: list[dict[str, Any]], work: Path, shards: int, device: s
             _stop(running)
     for s in running:
         if s.proc.returncode != 0:
-            raise PipelineError(f"render worker for shard {s.k} failed (exit {s.proc.returncode}): {s.log_tail()}")
+            tail = s.log_tail()
+            if "No space left on device" in tail or (tail == "no output" and shutil.disk_usage(work).free < 64 << 20):
+                raise PipelineError(f"render worker for shard {s.k} failed: no space left on device under {work.parent} "
+                                    f"({shutil.disk_usage(work).free >> 20} MiB free, errno 28)")
+            raise PipelineError(f"render worker for shard {s.k} failed (exit {s.proc.returncode}): {tail}")
 
 
 def composite(rgba: np.ndarray, plate_path: str, spec: dict[str, Any]) -> np.ndarray:
@@ -148,6 +153,6 @@ def render_dataset(specs: list[dict[str, Any]], out: Path, shards: int, device: 
                    post: PostFn | None = None, info: dict[str, Any] | None = None, desc: str = "render",
                    stall_timeout_s: float = 600.0) -> Coco:
     """Render ``specs`` and write the dataset into the (already temporary) folder ``out``."""
-    with tempfile.TemporaryDirectory(prefix="render-", dir=out.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=out) as tmp:  # inside out: a kill leaves one folder
         render_specs(specs, Path(tmp), shards, device, desc, stall_timeout_s)
         return assemble(specs, Path(tmp), out, post, info)
