@@ -18,6 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 demo: $(STAMP)
+	$(PY) -m pipeline.params
 	dvc repro
 
 test: $(STAMP)
