@@ -16,27 +16,33 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_csv_rows(path: Path, required: tuple[str, ...] = (), what: str = "CSV", hint: str = "") -> list[dict[str, str]]:
-    """Every row of ``path`` as a dict; PipelineError when it is unreadable, empty, or lacks a ``required`` column.
+def read_csv_rows(path: Path, required: tuple[str, ...] = (), what: str = "CSV", hint: str = "",
+                  allow_empty: bool = False) -> list[dict[str, str]]:
+    """Every row of ``path`` as a dict; PipelineError when it is missing, unreadable, empty (unless
+    ``allow_empty``), lacks a ``required`` column, or has a row longer or shorter than its header.
 
     ``what`` names the file's role in messages ("CSV manifest"); ``hint`` is appended to the missing-column one.
     """
+    if not Path(path).is_file():
+        raise PipelineError(f"{path}: {what} not found")
     try:
         with Path(path).open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            header = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise PipelineError(f"{path}: unreadable {what} ({exc})") from None
-    if not rows:
+    if not rows and not (allow_empty and header):
         raise PipelineError(f"{path}: {what} has no rows")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise PipelineError(f"{path}: {what} lacks column {missing[0]!r}{f' ({hint})' if hint else ''}")
     for i, row in enumerate(rows):
         if None in row:  # csv.DictReader's key for fields beyond the header
             raise PipelineError(f"{path}: row {i + 2} has more fields than the header")
         if any(v is None for v in row.values()):  # ... and its value for fields the row lacks
             raise PipelineError(f"{path}: row {i + 2} has fewer fields than the header "
                                 f"(no {next(k for k, v in row.items() if v is None)!r})")
-    missing = [c for c in required if c not in rows[0]]
-    if missing:
-        raise PipelineError(f"{path}: {what} lacks column {missing[0]!r}{f' ({hint})' if hint else ''}")
     return rows
 
 
@@ -47,11 +53,12 @@ class CsvRecord(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-def read_csv_records(path: Path, model: type[M], what: str = "CSV", hint: str = "") -> list[M]:
+def read_csv_records(path: Path, model: type[M], what: str = "CSV", hint: str = "", allow_empty: bool = False
+                     ) -> list[M]:
     """``path``'s rows validated as ``model``: a missing column, a short row or a value of the wrong type
     (non-numeric, NaN, inf) is one PipelineError naming the file, the row's line and the column."""
     columns = tuple(f.alias or name for name, f in model.model_fields.items() if f.is_required())
-    rows = read_csv_rows(path, columns, what, hint)
+    rows = read_csv_rows(path, columns, what, hint, allow_empty)
     try:
         return _adapter(model).validate_python(rows)
     except ValidationError as exc:

@@ -257,7 +257,7 @@ SENSOR_P = {"sensor_prepare": {"source": "src/motionsense"}}
 AUDIO = ("stages.audio.synthesize", ("--out", "data/audio/pairs"))
 AUDIO_P = {"audio_synthesize": {"source": "src/audio/m.csv"}}
 ANIME = ("stages.anime.prepare", ("--out", "data/anime/prepared"))
-ANIME_P = {"anime_prepare": {"source": "src/faces"}}
+ANIME_P = {"anime_prepare": {"source": "src/faces"}, "anime_train_gan": {"run": ["dcgan"]}}  # unlabelled
 VIDEO = ("stages.video.prepare", ("--out", "data/video/prepared"))
 SUB2 = "src/motionsense/A_DeviceMotion_data/jog_9/sub_2.csv"
 ACC = "userAcceleration.x,userAcceleration.y,userAcceleration.z"
@@ -430,9 +430,9 @@ CASES = [
     Case("anime_decompression_bomb", *ANIME, ("bomb.png: image is larger than", "over the limit of 64000000 pixels"),
          ANIME_P, _faces_then(lambda root: _bomb(root / "bomb.png"))),
     Case("anime_labels_csv_missing_column", *ANIME, ("labels.csv: CSV lacks column 'hair'",),
-         {"anime_prepare": {**ANIME_P["anime_prepare"], "labels": "src/labels.csv"}}, _labels_csv),
+         {**ANIME_P, "anime_prepare": {**ANIME_P["anime_prepare"], "labels": "src/labels.csv"}}, _labels_csv),
     Case("anime_non_rgb_rejected", *ANIME, ("grey.png: image mode L, not RGB (anime_prepare.non_rgb is reject)",),
-         {"anime_prepare": {**ANIME_P["anime_prepare"], "non_rgb": "reject"}},
+         {**ANIME_P, "anime_prepare": {**ANIME_P["anime_prepare"], "non_rgb": "reject"}},
          _faces_then(lambda root: _png(root / "grey.png", 48, 48, "L"))),
     # ---- video (class folders)
     Case("video_undecodable", *VIDEO, ("v_Run_g03_c01.avi: undecodable video",),

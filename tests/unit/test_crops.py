@@ -218,3 +218,30 @@ def test_reinsert_rejects_bad_input():
         reinsert(img, mask, items + items[:1], 4)
     with pytest.raises(ValueError):
         reinsert(img, mask, [(5, items[0][1], items[0][2], items[0][3][:64])], 4)
+
+
+def test_the_crop_manifest_is_read_by_its_schema(tmp_path):
+    import re
+
+    from pipeline.detection.crops.manifest import read_manifest, write_manifest
+    from pipeline.errors import PipelineError
+
+    (tmp_path / "crops").mkdir()
+    (tmp_path / "crops/a.png").write_bytes(b"")
+    row = {"crop_file": "crops/a.png", "source_image": "images/000001.png", "image_id": 1, "ann_id": 3,
+           "cx": 10.5, "cy": 20.25, "angle": -0.5, "size": 128}
+    written = write_manifest(tmp_path, [row])
+    back = read_manifest(tmp_path)
+    assert back.to_dict("records") == written.to_dict("records") and str(back["ann_id"].dtype) == "int64"
+    text = (tmp_path / "manifest.csv").read_text()
+    for bad, message in [(text.replace("128", "big"), "row 2 column 'size': Input should be a valid integer"),
+                         (text.replace("10.500000", "nan"), "row 2 column 'cx': Input should be a finite number"),
+                         (text.replace(",128", ""), "row 2 has fewer fields than the header (no 'size')"),
+                         (text.replace("crops/a.png", "../a.png"), "row 2 crop_file '../a.png' points outside"),
+                         (text.replace("crops/a.png", "crops/b.png"), "crop file " + str(tmp_path / "crops/b.png"))]:
+        (tmp_path / "manifest.csv").write_text(bad)
+        with pytest.raises(PipelineError, match=re.escape(message)):
+            read_manifest(tmp_path)
+    (tmp_path / "manifest.csv").unlink()
+    with pytest.raises(PipelineError, match="manifest.csv: crop manifest not found"):
+        read_manifest(tmp_path)

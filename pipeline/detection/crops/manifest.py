@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 
+from pydantic import Field
+
 from pipeline.errors import PipelineError
+from pipeline.io.paths import inside
+from pipeline.io.tables import CsvRecord, Finite, read_csv_records
 
 COLUMNS = ["crop_file", "source_image", "image_id", "ann_id", "cx", "cy", "angle", "size"]
 MANIFEST = "manifest.csv"
@@ -18,19 +23,25 @@ def write_manifest(folder: Path, rows: list[dict]) -> pd.DataFrame:
     return df
 
 
+class CropRow(CsvRecord):
+    """One manifest row (the schema behind ``read_manifest``)."""
+
+    crop_file: Annotated[str, Field(min_length=1)]
+    source_image: str
+    image_id: int
+    ann_id: Annotated[int, Field(gt=0)]
+    cx: Finite
+    cy: Finite
+    angle: Finite
+    size: Annotated[int, Field(gt=0)]
+
+
 def read_manifest(folder: Path) -> pd.DataFrame:
-    """Load ``folder/manifest.csv``; every crop file it names must exist."""
+    """Load ``folder/manifest.csv`` by its schema (types per row and column, one line naming both); every
+    crop file it names must exist inside ``folder``."""
     path = Path(folder) / MANIFEST
-    try:
-        df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: crop manifest not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"{path}: malformed crop manifest ({type(exc).__name__})") from None
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)}")
-    for f in df["crop_file"]:
-        if not (Path(folder) / f).is_file():
-            raise PipelineError(f"{path}: crop file {Path(folder) / f} does not exist")
-    return df
+    rows = read_csv_records(path, CropRow, "crop manifest", allow_empty=True)
+    for i, r in enumerate(rows):
+        if not inside(Path(folder), r.crop_file, f"{path}: row {i + 2} crop_file").is_file():
+            raise PipelineError(f"{path}: crop file {Path(folder) / r.crop_file} does not exist")
+    return pd.DataFrame([{c: getattr(r, c) for c in COLUMNS} for r in rows], columns=COLUMNS)
