@@ -6,10 +6,14 @@ Shared by ``pipeline.params`` and every domain's params module (which ``pipeline
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import types
 import typing
 from dataclasses import field
 from typing import Any, Callable, Union
+
+from pydantic import TypeAdapter
 
 from pipeline.errors import PipelineError
 
@@ -51,48 +55,31 @@ def _fail(key: str, tp: Any, value: Any, desc: str = "") -> PipelineError:
 
 
 def _convert(key: str, tp: Any, value: Any) -> Any:
+    """``value`` (as YAML gave it) as ``tp``: nested sections go through :func:`parse_section` (unknown keys,
+    dotted names); every other type is checked by pydantic in strict mode on the value's JSON form, so
+    YAML lists become tuples where asked, ints are floats where asked, and "2", 2.5 or true are not ints."""
     origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        if value is None:
-            return None
-        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
-        try:
-            return _convert(key, inner, value)
-        except PipelineError:
-            raise _fail(key, tp, value) from None
     if dataclasses.is_dataclass(tp):
         return parse_section(tp, value, key)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise _fail(key, tp, value)
-        return tuple(_convert(f"{key}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise _fail(key, tp, value)
-        return [_convert(f"{key}[{i}]", inner, v) for i, v in enumerate(value)]
-    if origin is dict:
+    if origin in (Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
+            return parse_section(inner[0], value, key)
+    if origin is dict:  # named configs/variants: their values are checked by their section, naming each key
         if not isinstance(value, dict):
             raise _fail(key, tp, value)
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise _fail(key, tp, value)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(key, tp, value)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fail(key, tp, value)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise _fail(key, tp, value)
-        return value
-    raise TypeError(f"unsupported params type {tp} at {key}")
+    try:
+        return _adapter(tp).validate_json(json.dumps(value), strict=True)
+    except (TypeError, ValueError):  # ValidationError is a ValueError; TypeError: not JSON-shaped (a date)
+        raise _fail(key, tp, value) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(tp: Any) -> TypeAdapter:
+    return TypeAdapter(tp)
 
 
 def parse_section(cls: type, data: Any, prefix: str) -> Any:
