@@ -57,7 +57,8 @@ def _fail(key: str, tp: Any, value: Any, desc: str = "") -> PipelineError:
 def _convert(key: str, tp: Any, value: Any) -> Any:
     """``value`` (as YAML gave it) as ``tp``: nested sections go through :func:`parse_section` (unknown keys,
     dotted names); every other type is checked by pydantic in strict mode on the value's JSON form, so
-    YAML lists become tuples where asked, ints are floats where asked, and "2", 2.5 or true are not ints."""
+    YAML lists become tuples where asked, ints are floats where asked, and "2", 2.5 or true are not ints;
+    .nan and .inf are refused everywhere."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return parse_section(tp, value, key)
@@ -72,7 +73,7 @@ def _convert(key: str, tp: Any, value: Any) -> Any:
             raise _fail(key, tp, value)
         return dict(value)
     try:
-        return _adapter(tp).validate_json(json.dumps(value), strict=True)
+        return _adapter(tp).validate_json(json.dumps(value, allow_nan=False), strict=True)  # NaN/inf: no
     except (TypeError, ValueError):  # ValidationError is a ValueError; TypeError: not JSON-shaped (a date)
         raise _fail(key, tp, value) from None
 

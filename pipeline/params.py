@@ -144,6 +144,10 @@ def read_yaml(path: Path, what: str = "params file") -> Any:
         return yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise PipelineError(f"{path}: {what} not found") from None
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise PipelineError(f"{path}: unreadable {what} ({exc.strerror or type(exc).__name__})") from None
     except _DuplicateKey as exc:
         raise PipelineError(f"{path} line {exc.problem_mark.line + 1}: duplicate key {exc.key!r}") from None
     except yaml.YAMLError as exc:

@@ -57,5 +57,10 @@ class GanSection:
         return parse_section(self.variant_cls, {**shared, **cfg}, f"{self.key}.variants.{name}")
 
     def run_variants(self) -> dict[str, Any]:
-        """Every variant in ``run``, resolved and validated (the cross-key check of the section)."""
+        """Every variant in ``run``, resolved and validated (the cross-key check of the section). The
+        variants not in ``run`` are validated too, so a typo in one stops at load, not when a profile or a
+        sweep first trains it."""
+        for name in self.variants:
+            if name not in self.run:
+                self.variant(name)
         return {name: self.variant(name) for name in self.run}

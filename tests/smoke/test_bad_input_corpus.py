@@ -8,9 +8,7 @@ outputs of known content at every output path the stage is given, then calls the
 
 from __future__ import annotations
 
-import csv
 import importlib
-import io
 import json
 import os
 import sys
@@ -22,10 +20,9 @@ from typing import Callable
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
-from tests.conftest import ROOT, write_params
+from tests.conftest import ROOT, bomb_png, write_params
 
 # ---------------------------------------------------------------- helpers that build inputs
 
@@ -33,20 +30,6 @@ from tests.conftest import ROOT, write_params
 def _png(path: Path, w: int = 60, h: int = 40, mode: str = "RGB", value: int = 90) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, (w, h), value if mode in ("L", "P") else (value, value, value)).save(path)
-    return path
-
-
-def _bomb(path: Path, width: int = 20000, height: int = 20000) -> Path:
-    """A ~100-byte PNG whose header says width x height (8-bit grey): a decompression bomb."""
-    import struct
-    import zlib
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
     return path
 
 
@@ -156,8 +139,9 @@ def _audio(rows: str, header: str = "audio,image,label,split", broken: tuple[str
 # --- an image folder for ``anime_prepare``: src/faces/*.png (48x48 RGB)
 def _faces(proj: Path, n: int = 6) -> Path:
     root = proj / "src/faces"
+    root.mkdir(parents=True)
     for i in range(n):
-        Image.new("RGB", (48, 48), (i * 30, 100, 100)).save(_png(root / f"{i:02d}.png", 48, 48))
+        Image.new("RGB", (48, 48), (i * 30, 100, 100)).save(root / f"{i:02d}.png")
     return root
 
 
@@ -198,6 +182,18 @@ def _anime_prepared(proj: Path) -> None:
                    {"classes": sorted(set(names)), "attribute": "hair"})
 
 
+def _video_prepared(proj: Path) -> None:
+    from pipeline.video.data import ClipSet, save_clips
+
+    rng = np.random.default_rng(0)
+    (proj / "prep").mkdir()
+    for s in ("train", "test"):
+        save_clips(proj / f"prep/{s}.npz", ClipSet(rng.integers(0, 256, (6, 1, 4, 16, 16), dtype=np.uint8),
+                                                   np.arange(6) % 3))
+    (proj / "prep/meta.json").write_text(json.dumps({"source": "moving_mnist", "label": "motion", "fps": 5.0,
+                                                     "classes": ["a", "b", "c"], "shape": [1, 4, 16, 16]}))
+
+
 def _write_video(path: Path, seconds: float = 1.0, fps: int = 10, size: int = 32) -> None:
     import av
 
@@ -228,6 +224,12 @@ def _dup_key_params(proj: Path) -> None:
     (proj / "params.yaml").write_text(text.replace("\ncrop:\n", "\ncrop:\n  offset: 0.25\n", 1))
 
 
+def _latin1_params(proj: Path) -> None:
+    """params.yaml saved by an editor in Latin-1 (a comment with an accent): not UTF-8."""
+    path = proj / "params.yaml"
+    path.write_bytes(b"# r\xe9glages du caf\xe9\n" + path.read_bytes())
+
+
 def _write(rel: str, text: str) -> Callable[[Path], None]:
     def setup(proj: Path) -> None:
         (proj / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +248,6 @@ class Case:
     needles: tuple[str, ...]  # what the error line must contain (the culprit)
     params: dict = field(default_factory=dict)  # overrides of TINY params (None: write no params.yaml)
     setup: Callable[[Path], object] | None = None  # writes inputs (and may rewrite params.yaml)
-    outside: tuple[str, ...] = ()  # paths (relative to the project's parent) that must not appear
 
 
 REAL = ("stages.detection.real", ("--out", "data/real"))
@@ -263,12 +264,12 @@ SUB2 = "src/motionsense/A_DeviceMotion_data/jog_9/sub_2.csv"
 ACC = "userAcceleration.x,userAcceleration.y,userAcceleration.z"
 
 
-def _real(id_, needles, mutate=None, split="train", setup=None, with_mask=False, outside=()):
+def _real(id_, needles, mutate=None, split="train", setup=None, with_mask=False):
     def build(proj):
         _user_coco(proj, mutate, split, with_mask)
         if setup is not None:
             setup(proj)
-    return Case(id_, *REAL, needles, REAL_P, build, outside)
+    return Case(id_, *REAL, needles, REAL_P, build)
 
 
 def _symlink_out(proj: Path) -> None:
@@ -318,10 +319,20 @@ CASES = [
          ("--set", "R", "--seed", "0", "--data", "data/sets", "--real", "data/real", "--out", "data/det/R-0",
           "--plots", "plots/R-0.csv"),
          ("train_detector.sets: 'R+C_CPCF': unknown part 'C_CPCF'",), {"train_detector": {"sets": ["R", "R+C_CPCF"]}}),
+    Case("params_not_utf8", *SENSOR, ("params.yaml",), {}, _latin1_params),
+    Case("params_infinite_float", *SENSOR, ("sensor_prepare.rate_hz",), {"sensor_prepare": {"rate_hz": float("inf")}}),
     Case("params_bad_seed_arg", "stages.anime.train_gan",
          ("--name", "dcgan", "--seed", "-1", "--prepared", "prep", "--out", "gans/dcgan--1", "--checkpoints", "ck",
           "--plots", "plots/m.csv"),
          ("--seed: expected an int >= 0, got '-1'",), {"anime_train_gan": {"run": ["dcgan"]}}),
+    Case("params_bad_seed_not_a_number", "stages.sensor.train_gan",
+         ("--name", "dcgan", "--seed", "x1", "--prepared", "prep", "--out", "gans/dcgan-x1", "--plots", "plots/d.csv"),
+         ("--seed: expected an int >= 0, got 'x1'",)),
+    Case("params_wgan_gp_with_batch_norm", "stages.video.train_gan",
+         ("--name", "wgan_gp", "--seed", "0", "--prepared", "prep", "--out", "gans/wgan_gp-0",
+          "--plots", "plots/w.csv"),
+         ("video_train_gan.variants.wgan_gp.norm: a WGAN-GP critic cannot use batch norm",),
+         {"video_train_gan": {"variants": {"wgan_gp": {"loss": "wgan-gp", "norm": "batch"}}}}),
     Case("weights_missing_vgg", "stages.detection.refine",
          ("--name", "C_CPCF", "--crops", "data/crops", "--out", "data/refined/C_CPCF", "--checkpoints", ".ck/C"),
          ("refine.configs.C_CPCF", "nowhere.pth", "vgg16-397923af.pth"),
@@ -330,7 +341,8 @@ CASES = [
          ("--set", "R", "--seed", "0", "--data", "no_data_here", "--real", "no_data_here", "--out", "data/det/R-0",
           "--plots", "plots/R-0.csv"),
          ("nowhere.pth", "squeezenet1_1-b8a52dc0.pth", "train_detector.backbone_weights"),
-         {"train_detector": {"pretrained": True, "width": 1.0, "batch_norm": False, "backbone_weights": "nowhere.pth"}}),
+         {"train_detector": {"pretrained": True, "width": 1.0, "batch_norm": False,
+                             "backbone_weights": "nowhere.pth"}}),
     Case("weights_missing_inception", "stages.detection.evaluate",
          ("--crops", "a", "--refined", "b", "--synthetic", "c", "--reinserted", "d", "--detectors", "e",
           "--runs", "f", "--refiners", "h", "--out", "data/evaluation"),
@@ -340,6 +352,9 @@ CASES = [
     Case("real_source_missing", *REAL, ("real.source: folder", "does not exist"), {"real": {"source": "nowhere"}}),
     _real("coco_malformed_json", ("train.json: malformed COCO JSON",),
           setup=_write(f"{COCO_SRC}/train.json", '{"images": [')),
+    _real("coco_not_utf8", ("train.json: malformed COCO JSON",),
+          setup=lambda proj: (proj / COCO_SRC / "train.json").write_bytes(b'{"images": "caf\xe9"}')),
+    _real("coco_top_level_list", ("train.json: not a COCO file",), setup=_write(f"{COCO_SRC}/train.json", "[]")),
     _real("coco_missing_file", ("val.json: COCO file not found",), setup=_missing_file(f"{COCO_SRC}/val.json")),
     _real("coco_not_coco", ("train.json: not a COCO file",), setup=_write(f"{COCO_SRC}/train.json", '{"foo": []}')),
     _real("coco_visibility_string", ("train.json: annotations[0] (id 1).keypoints[2]: Input should be a valid number, "
@@ -372,10 +387,12 @@ CASES = [
           lambda d: _img(d).update(file_name="images/link.png"), setup=_symlink_out),
     _real("coco_mask_wrong_size", ("masks/train.png: mask size differs from image 1",), with_mask=True,
           setup=_mask_wrong_size),
+    _real("coco_corrupt_mask", ("masks/train.png: unreadable or corrupt instance mask",), with_mask=True,
+          setup=lambda proj: _corrupt(proj / COCO_SRC / "masks/train.png")),
     _real("coco_corrupt_image", ("images/train.png: unreadable or corrupt image",),
           setup=lambda proj: _corrupt(proj / COCO_SRC / "images/train.png")),
     _real("coco_decompression_bomb", ("images/train.png: image is larger than", "over the limit of 64000000 pixels"),
-          setup=lambda proj: _bomb(proj / COCO_SRC / "images/train.png")),
+          setup=lambda proj: bomb_png(proj / COCO_SRC / "images/train.png")),
     _real("coco_size_differs", ("train.json: image 1 is 50x40 on disk but 60x40 in the JSON",),
           setup=lambda proj: _png(proj / COCO_SRC / "images/train.png", 50, 40)),
     _real("coco_empty_split", ("test.json: empty split",), lambda d: d.update(images=[], annotations=[]),
@@ -398,13 +415,20 @@ CASES = [
     Case("sensor_csv_missing_column", *SENSOR, ("sub_2.csv: MotionSense CSV lacks column 'userAcceleration.z'",),
          SENSOR_P, _bad_sensor_csv("userAcceleration.x,userAcceleration.y", "1,2\n")),
     Case("sensor_csv_short_row", *SENSOR, ("sub_2.csv: row 3 has fewer fields than the header "
-                                           "(no 'userAcceleration.z')",), SENSOR_P, _bad_sensor_csv(ACC, "1,2,3\n4,5\n")),
+                                           "(no 'userAcceleration.z')",), SENSOR_P,
+         _bad_sensor_csv(ACC, "1,2,3\n4,5\n")),
     Case("sensor_csv_extra_field", *SENSOR, ("sub_2.csv: row 3 has more fields than the header",), SENSOR_P,
          _bad_sensor_csv(ACC, "1,2,3\n4,5,6,7\n")),
     Case("sensor_csv_nan", *SENSOR, ("sub_2.csv: row 3 column 'userAcceleration.y': Input should be a finite number",),
          SENSOR_P, _bad_sensor_csv(ACC, "1,2,3\n4,nan,6\n")),
     Case("sensor_csv_not_numeric", *SENSOR, ("sub_2.csv: row 2 column 'userAcceleration.y': Input should be a valid "
                                              "number",), SENSOR_P, _bad_sensor_csv(ACC, "1,x,3\n")),
+    Case("sensor_csv_not_utf8", *SENSOR, ("sub_2.csv: unreadable MotionSense CSV",), SENSOR_P,
+         lambda proj: (_motionsense(proj), (proj / SUB2).write_bytes(ACC.encode() + b"\n1,2,\xe93\n"))),
+    Case("sensor_csv_header_only", *SENSOR, ("sub_2.csv: MotionSense CSV has no rows",), SENSOR_P,
+         _bad_sensor_csv(ACC, "")),
+    Case("sensor_one_subject", *SENSOR, ("sensor_prepare: too few sources to split into train and test",), SENSOR_P,
+         lambda proj: _motionsense(proj, subjects=(1,))),
     # ---- audio (CSV manifest)
     Case("audio_manifest_missing_column", *AUDIO, ("m.csv: CSV manifest lacks column 'image'",), AUDIO_P,
          _audio("x/0.wav,a\n", header="audio,label")),
@@ -422,28 +446,49 @@ CASES = [
          _audio("x/0.wav,x/0.png,a,train\nx/9.wav,x/1.png,a,test\n")),
     Case("audio_bad_split", *AUDIO, ("m.csv:3: split 'validation' is not one of train, test",), AUDIO_P,
          _audio("x/0.wav,x/0.png,a,train\nx/1.wav,x/1.png,a,validation\n")),
+    Case("audio_source_missing", *AUDIO, ("audio_synthesize.source: 'nope.csv' is neither",),
+         {"audio_synthesize": {"source": "nope.csv"}}),
+    Case("audio_corrupt_image", *AUDIO, ("x/1.png: unreadable or corrupt image",), AUDIO_P,
+         lambda proj: (_audio_pairs(proj, "x/0.wav,x/0.png,a,train\nx/1.wav,x/1.png,a,test\n"),
+                       _corrupt(proj / "src/audio/x/1.png"))),
+    Case("audio_no_test_pairs", *AUDIO, ("src/audio/m.csv: no test pairs",), AUDIO_P,
+         _audio("x/0.wav,x/0.png,a,train\n")),
     # ---- anime (image folder)
     Case("anime_image_too_small", *ANIME, ("small.png: 16x16 pixels, smaller than anime_prepare.min_size = 32",),
          ANIME_P, _faces_then(lambda root: _png(root / "small.png", 16, 16))),
     Case("anime_corrupt_image", *ANIME, ("03.png: unreadable or corrupt image",), ANIME_P,
          _faces_then(lambda root: _corrupt(root / "03.png"))),
     Case("anime_decompression_bomb", *ANIME, ("bomb.png: image is larger than", "over the limit of 64000000 pixels"),
-         ANIME_P, _faces_then(lambda root: _bomb(root / "bomb.png"))),
+         ANIME_P, _faces_then(lambda root: bomb_png(root / "bomb.png"))),
     Case("anime_labels_csv_missing_column", *ANIME, ("labels.csv: CSV lacks column 'hair'",),
          {**ANIME_P, "anime_prepare": {**ANIME_P["anime_prepare"], "labels": "src/labels.csv"}}, _labels_csv),
     Case("anime_non_rgb_rejected", *ANIME, ("grey.png: image mode L, not RGB (anime_prepare.non_rgb is reject)",),
          {**ANIME_P, "anime_prepare": {**ANIME_P["anime_prepare"], "non_rgb": "reject"}},
          _faces_then(lambda root: _png(root / "grey.png", 48, 48, "L"))),
+    Case("anime_empty_folder", *ANIME, ("src/faces: no images",), ANIME_P,
+         lambda proj: (proj / "src/faces").mkdir(parents=True)),
+    Case("anime_labels_csv_missing_row", *ANIME, ("src/labels.csv: no row for image '01.png'",),
+         {**ANIME_P, "anime_prepare": {**ANIME_P["anime_prepare"], "labels": "src/labels.csv"}},
+         lambda proj: (_faces(proj), _write("src/labels.csv", "file,hair\n00.png,red\n")(proj))),
     # ---- video (class folders)
     Case("video_undecodable", *VIDEO, ("v_Run_g03_c01.avi: undecodable video",),
          {"video_prepare": {"source": "src/videos", "channels": 1}}, _videos_with_a_broken_one),
     Case("video_empty_folder", *VIDEO, ("src/videos: no <class>/ folders of videos",),
          {"video_prepare": {"source": "src/videos"}}, lambda proj: (proj / "src/videos").mkdir(parents=True)),
-    Case("video_source_not_a_folder", *VIDEO, ("video_prepare.source: 'nowhere' is neither 'moving_mnist' nor a folder",),
+    Case("video_source_not_a_folder", *VIDEO,
+         ("video_prepare.source: 'nowhere' is neither 'moving_mnist' nor a folder",),
          {"video_prepare": {"source": "nowhere"}}),
-    # ---- render
+    Case("video_no_video_files", *VIDEO, ("src/videos: no video files",), {"video_prepare": {"source": "src/videos"}},
+         _write("src/videos/Jump/notes.txt", "not a video")),
+    # ---- render (fails before Blender starts)
     Case("render_assets_missing", "stages.detection.render", ("--out", "data/render"),
          ("render.assets: folder", "does not exist"), {"render": {"assets": "no/assets"}}),
+    Case("render_assets_empty", "stages.detection.render", ("--out", "data/render"),
+         ("render.assets: no .blend/.obj/.fbx files in assets",), {"render": {"assets": "assets"}},
+         lambda proj: (proj / "assets").mkdir()),
+    Case("render_corrupt_background", "stages.detection.render", ("--out", "data/render"),
+         ("plates/bad.png: unreadable or corrupt image",), {"render": {"backgrounds": "plates"}},
+         lambda proj: _corrupt(proj / "plates/bad.png")),
     # ---- stages whose inputs were never made
     Case("sensor_classify_without_gan_samples", "stages.sensor.classify",
          ("--prepared", "prep", "--gans", "gans", "--out", "reports/sensor"),
@@ -455,6 +500,9 @@ CASES = [
     Case("anime_classify_without_gan_samples", "stages.anime.classify",
          ("--prepared", "prep", "--gans", "gans", "--out", "reports/anime"),
          ("gans/dcgan-0/samples.npz: not found (run anime_train_gan@dcgan-0)",), {}, _anime_prepared),
+    Case("video_classify_without_gan_samples", "stages.video.classify",
+         ("--prepared", "prep", "--gans", "gans", "--out", "reports/video"),
+         ("gans/inflated-0/samples.npz: not found (run video_train_gan@inflated-0)",), {}, _video_prepared),
     Case("audio_features_without_pairs", "stages.audio.features", ("--pairs", "pairs", "--out", "features"),
          ("pairs/meta.json: not found (run the audio_synthesize stage)",)),
     Case("video_train_gan_without_prepared", "stages.video.train_gan",
@@ -464,7 +512,16 @@ CASES = [
     Case("reinsert_without_refined_crops", "stages.detection.reinsert",
          ("--name", "identity", "--dataset", "data/render", "--crops", "data/crops/synthetic", "--refined",
           "data/refined/identity", "--out", "data/reinserted/identity"),
-         ("data/refined/identity",), {}, lambda proj: _box_dataset(proj / "data/render")),
+         ("data/refined/identity/manifest.csv",), {}, lambda proj: _box_dataset(proj / "data/render")),
+    Case("reinsert_manifest_bad_value", "stages.detection.reinsert",
+         ("--name", "identity", "--dataset", "data/render", "--crops", "data/crops/synthetic", "--refined",
+          "data/refined/identity", "--out", "data/reinserted/identity"),
+         ("data/refined/identity/manifest.csv: row 2 column 'cx'", "'abc'"), {},
+         lambda proj: (_box_dataset(proj / "data/render"),
+                       _png(proj / "data/refined/identity/crops/000001.png", 48, 48),
+                       _write("data/refined/identity/manifest.csv",
+                              "crop_file,source_image,image_id,ann_id,cx,cy,angle,size\n"
+                              "crops/000001.png,images/000.png,1,1,abc,15,0,48\n")(proj))),
 ]
 
 # ---------------------------------------------------------------- running a stage in-process

@@ -7,6 +7,7 @@ from PIL import Image
 from pipeline.errors import PipelineError
 from pipeline.io.coco import Coco, CocoAnn, CocoImage, read_coco, write_coco
 from pipeline.io.images import load_rgb
+from tests.conftest import bomb_png
 
 
 def _good(tmp_path):
@@ -85,25 +86,12 @@ def test_a_symlink_out_of_the_root_is_refused(tmp_path):
         read_coco(root / "train.json", image_root=root)
 
 
-def _bomb(path, width=20000, height=20000):
-    """A 100-byte PNG whose header says width x height (8-bit grey): a decompression bomb."""
-    import struct
-    import zlib
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
-    return path
-
-
 @pytest.mark.parametrize("size", [(20000, 20000), (9000, 8000)])  # PIL's own error, and under PIL's limit
 def test_a_decompression_bomb_is_one_line_with_the_size_and_the_limit(tmp_path, size):
     from pipeline.anime.data import load_face
     from pipeline.io.images import load_mask
 
-    bomb = _bomb(tmp_path / "bomb.png", *size)
+    bomb = bomb_png(tmp_path / "bomb.png", *size)
     for load in (load_rgb, load_mask, lambda p: load_face(p, 64, 32, "convert")):
         with pytest.raises(PipelineError, match=r"bomb.png: image is .* over the limit of 64000000 pixels") as err:
             load(bomb)
