@@ -4,7 +4,6 @@ test_bad_input_corpus.py; these few keep the process boundary (exit status, stde
 
 import shutil
 
-
 from tests.conftest import run_stage, write_params
 
 
