@@ -88,6 +88,29 @@ def resample(data: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
     return resample_poly(data, ratio.numerator, ratio.denominator, axis=-1)
 
 
+def band_limit(meta: dict) -> float:
+    """The band the prepared windows can hold, as a fraction of their Nyquist frequency: the slowest source
+    rate over the target rate when sensor_prepare upsampled (BasicMotions: 10 Hz → 50 Hz gives 0.2, nothing
+    above 5 Hz), 0 when it did not (no band limit below Nyquist)."""
+    if "source_rate_hz" not in meta:
+        raise PipelineError("sensor_prepare's meta.json has no source_rate_hz (rerun the sensor_prepare stage)")
+    ratio = float(meta["source_rate_hz"]) / float(meta["rate_hz"])
+    return ratio if ratio < 1 else 0.0
+
+
+def lowpass_taps(cutoff: float) -> np.ndarray:
+    """A linear-phase low-pass FIR with unit DC gain, cutoff ``cutoff`` × Nyquist (0 < cutoff < 1), designed
+    as ``resample_poly`` designs its anti-imaging filter (Kaiser window, β = 5, 10 zero crossings on each side:
+    2·10·ceil(1/cutoff) + 1 taps); for an integer upsampling factor u and cutoff 1/u these are its taps up to
+    the gain u."""
+    from scipy.signal import firwin
+
+    if not 0 < cutoff < 1:
+        raise ValueError(f"cutoff must be in (0, 1) x Nyquist, got {cutoff}")
+    h = firwin(2 * 10 * int(np.ceil(1 / cutoff - 1e-9)) + 1, cutoff, window=("kaiser", 5.0))
+    return h / h.sum()
+
+
 def windows(data: np.ndarray, length: int, stride: int) -> np.ndarray:
     """Sliding windows (n, channels, length) of one recording; none when it is shorter than ``length``."""
     t = data.shape[-1]

@@ -18,9 +18,17 @@ from pipeline.train.augment import AugmentedDiscriminator
 from pipeline.train.gan import LabelledSampler, LatentGanFamily, sample, train_config
 
 
-def build(v: GanVariant, channels: int, length: int, n_classes: int) -> tuple[Generator1D, Discriminator1D]:
+def build(v: GanVariant, channels: int, length: int, n_classes: int,
+          band: float = 0.0) -> tuple[Generator1D, Discriminator1D]:
+    """G and D of variant ``v``; ``band``: the data's band limit (``pipeline.sensor.data.band_limit``; 0: none),
+    which G keeps to as ``v.g_band`` says."""
     k = n_classes if v.conditional else 0
-    g = Generator1D(channels, length, v.latent_dim, v.ngf, k, pad=v.g_pad)
+    up = round(1 / band) if band and v.g_band == "upsample" else 1
+    if up > 1 and abs(up * band - 1) > 1e-6:
+        raise ValueError(f"g_band upsample needs an integer rate ratio, got {1 / band:g}")
+    g = Generator1D(channels, length, v.latent_dim, v.ngf, k, pad=v.g_pad,
+                    lowpass=band if v.g_band == "lowpass" else 0.0, upsample=up,
+                    noise=v.g_noise)
     # d_norm "spectral" replaces batch norm (SNGAN); a WGAN-GP critic never has batch norm
     d = Discriminator1D(channels, length, v.ndf, k,
                         norm="batch" if v.d_norm == "batch" and v.loss != "wgan-gp" else "none",
@@ -32,12 +40,13 @@ def build(v: GanVariant, channels: int, length: int, n_classes: int) -> tuple[Ge
 
 def train(p: SensorTrainGanParams, v: GanVariant, seed: int, train_set: WindowSet, scaler: MinMaxScaler,
           n_classes: int, checkpoints: Path | None = None,
-          on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> tuple[Generator1D, list[dict]]:
+          on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+          band: float = 0.0) -> tuple[Generator1D, list[dict]]:
     """Fit one variant with ``seed`` on the training windows scaled to [-1, 1]; returns the generator to
-    sample from (its EMA copy when ``v.ema`` > 0) and the loss history."""
+    sample from (its EMA copy when ``v.ema`` > 0) and the loss history. ``band``: as in ``build``."""
     torch.manual_seed(seed)
     _, channels, length = train_set.x.shape
-    g, d = build(v, channels, length, n_classes)
+    g, d = build(v, channels, length, n_classes, band)
     if v.augment:  # D sees real and generated windows through the same random augmentation
         d = AugmentedDiscriminator(d, v.augment)
     family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight,
@@ -60,11 +69,12 @@ def generate(g: Generator1D, v: GanVariant, n_classes: int, per_class: int, scal
     return scaler.inverse(x.numpy()), labels.numpy()
 
 
-def save_generator(path: Path, g: Generator1D, v: GanVariant, channels: int, length: int, n_classes: int) -> None:
-    latent.save_generator(path, g, v, channels=channels, length=length, n_classes=n_classes)
+def save_generator(path: Path, g: Generator1D, v: GanVariant, channels: int, length: int, n_classes: int,
+                   band: float = 0.0) -> None:
+    latent.save_generator(path, g, v, channels=channels, length=length, n_classes=n_classes, band=band)
 
 
 def load_generator(path: Path) -> tuple[Generator1D, GanVariant]:
-    g, v, _ = latent.load_generator(path, GanVariant,
-                                    lambda v, s: build(v, s["channels"], s["length"], s["n_classes"])[0])
+    g, v, _ = latent.load_generator(path, GanVariant, lambda v, s: build(
+        v, s["channels"], s["length"], s["n_classes"], s.get("band", 0.0))[0])
     return g, v

@@ -20,17 +20,64 @@ def _up(cin: int, cout: int, pad: str = "zeros") -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
+class LowPass1D(nn.Module):
+    """A fixed (not trained) linear-phase low-pass FIR on every channel, cutoff ``cutoff`` × Nyquist, with
+    ``pipeline.sensor.data.lowpass_taps``' design (resample_poly's); windows are extended by repeating their
+    end samples, so the length is kept and the ends are not pulled toward 0. (B, C, T) → (B, C, T)."""
+
+    def __init__(self, channels: int, cutoff: float) -> None:
+        super().__init__()
+        from pipeline.sensor.data import lowpass_taps
+
+        h = torch.as_tensor(lowpass_taps(cutoff), dtype=torch.float32)
+        self.channels, self.cutoff, self.half = channels, cutoff, len(h) // 2
+        # not in the state dict: rebuilt from the cutoff, which saved generators keep
+        self.register_buffer("taps", h.flip(0).view(1, 1, -1).repeat(channels, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.pad(x, (self.half, self.half), mode="replicate")
+        return nn.functional.conv1d(x, self.taps.to(x.dtype), groups=self.channels)
+
+
+class UpsampleFIR(nn.Module):
+    """Fixed polyphase upsampling by an integer ``up``, as ``scipy.signal.resample_poly(x, up, 1)`` does it:
+    zeros between the samples, then ``lowpass_taps(1 / up)`` × up; the window is extended by repeating its
+    end samples first, so the ends have context. (B, C, T) → (B, C, T·up)."""
+
+    def __init__(self, channels: int, up: int) -> None:
+        super().__init__()
+        from pipeline.sensor.data import lowpass_taps
+
+        h = torch.as_tensor(lowpass_taps(1 / up) * up, dtype=torch.float32)
+        self.channels, self.up, self.half = channels, up, len(h) // 2
+        self.ctx = -(-self.half // up) + 1  # source samples of context on each side
+        self.register_buffer("taps", h.flip(0).view(1, 1, -1).repeat(channels, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        x = nn.functional.pad(x, (self.ctx, self.ctx), mode="replicate")
+        z = x.new_zeros(b, c, x.shape[-1] * self.up)
+        z[..., ::self.up] = x
+        y = nn.functional.conv1d(z, self.taps.to(x.dtype), padding=self.half, groups=self.channels)
+        return y[..., self.ctx * self.up:(self.ctx + t) * self.up]
+
+
 class Generator1D(nn.Module):
     """z (B, latent) [+ class y (B,)] → window (B, channels, length) in [-1, 1]; length divisible by 8.
     ``pad``: the convolutions' padding mode; "zeros" (the seed) bends every window's ends toward 0, which
-    a time-series classifier spots; "replicate" does not."""
+    a time-series classifier spots; "replicate" does not. ``lowpass`` in (0, 1): the window leaves tanh
+    through a fixed low-pass FIR with that cutoff × Nyquist (``LowPass1D``), so G's windows hold no more band
+    than upsampled data does; 0: no filter (the seed). ``upsample`` > 1: G draws the window at 1/upsample of
+    the rate (length / upsample steps) and ``UpsampleFIR`` brings it to ``length``, as sensor_prepare
+    upsampled the recordings."""
 
     def __init__(self, channels: int, length: int, latent_dim: int = 100, ngf: int = 32,
-                 n_classes: int = 0, pad: str = "zeros") -> None:
+                 n_classes: int = 0, pad: str = "zeros", lowpass: float = 0.0, upsample: int = 1,
+                 noise: bool = False) -> None:
         super().__init__()
-        if length % 8:
-            raise ValueError(f"window length must be divisible by 8, got {length}")
-        self.latent_dim, self.n_classes, self.base = latent_dim, n_classes, length // 8
+        if length % upsample or (length // upsample) % 8:
+            raise ValueError(f"window length / {upsample} must be an integer divisible by 8, got {length}")
+        self.latent_dim, self.n_classes, self.base = latent_dim, n_classes, length // upsample // 8
         self.embed = nn.Embedding(n_classes, latent_dim) if n_classes else None
         self.fc = nn.Sequential(nn.Linear(latent_dim * (2 if n_classes else 1), ngf * 4 * self.base, bias=False),
                                 nn.BatchNorm1d(ngf * 4 * self.base), nn.ReLU(inplace=True))
@@ -40,12 +87,22 @@ class Generator1D(nn.Module):
         self.head = nn.Sequential(nn.Conv1d(ngf, channels * 8, 5, padding=2, padding_mode=pad), nn.ReLU(inplace=True),
                                   nn.Conv1d(channels * 8, channels, 5, padding=2, groups=channels, padding_mode=pad),
                                   nn.Tanh())
+        self.noise = None
+        if noise:  # a per-step noise scale from the features, softplus(-4) ≈ 0.02 at the start
+            self.noise = nn.Conv1d(ngf, channels, 5, padding=2, padding_mode=pad)
+            nn.init.constant_(self.noise.bias, -4.0)
+        # fixed layers that keep the window to the data's band (no weights)
+        self.band = nn.Sequential(*([LowPass1D(channels, lowpass)] if lowpass else []),
+                                  *([UpsampleFIR(channels, upsample)] if upsample > 1 else []))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], dim=1)
-        h = self.fc(z).view(len(z), self.ngf * 4, self.base)
-        return self.head(self.body(h))
+        h = self.body(self.fc(z).view(len(z), self.ngf * 4, self.base))
+        x = self.head(h)
+        if self.noise is not None:
+            x = x + nn.functional.softplus(self.noise(h)) * torch.randn_like(x)
+        return self.band(x)
 
 
 class MinibatchStd(nn.Module):

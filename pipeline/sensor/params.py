@@ -11,6 +11,7 @@ from pipeline.train.gan_params import (EMA_DECAY, LOSSES, OPTIMIZERS, GanSection
                                        variant_names, variant_overrides)
 
 FRACTION = (lambda v: 0 < v < 1, "in (0, 1)")
+G_BANDS = ("none", "lowpass", "upsample")  # how G keeps to the band of upsampled data (pipeline.sensor.gan.build)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class GanVariant:
     gp_weight: float = _c(10.0, *NONNEG)
     d_steps: int = _c(1, *POS)
     g_pad: str = _c("zeros", choices=("zeros", "replicate", "reflect"))  # G's conv padding (seed: zeros)
+    # when sensor_prepare upsampled the recordings (meta.json source_rate_hz): G's window holds only their band.
+    # lowpass: a fixed FIR at their Nyquist frequency ends G (nets.LowPass1D); upsample: G draws at their rate
+    # and a fixed polyphase layer upsamples like resample_poly (nets.UpsampleFIR; an integer ratio); none: neither
+    g_band: str = _c("none", choices=G_BANDS)
+    g_noise: bool = _c(False)  # G adds white noise with a learned per-step scale after tanh (nets.Generator1D)
     d_norm: str = _c("batch", choices=("batch", "none", "spectral"))  # D's normalisation (a WGAN-GP critic: none)
     mbstd: bool = _c(False)  # a minibatch-std channel in D (it sees a batch of look-alikes)
     augment: list[str] = augment_policies(WINDOW_AUGMENTS)

@@ -20,6 +20,7 @@ def run(p: SensorPrepareParams, out: Path) -> dict[str, float]:
     recs, channels = load_source(p.source, p.gyroscope)
     sets, classes = prepare(recs, p.rate_hz, p.window, p.stride, p.val, p.test, p.seed)
     meta = {"classes": classes, "channels": channels, "rate_hz": p.rate_hz, "window": p.window,
+            "source_rate_hz": min(r.rate_hz for r in recs),  # the slowest recording: the band the windows hold
             "minmax": MinMaxScaler.fit(sets["train"].x).to_dict(), "zscore": ZScaler.fit(sets["train"].x).to_dict(),
             "sources": {s: sorted(set(ws.source.tolist())) for s, ws in sets.items()}}
     with atomic_dir(out) as tmp:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import cli
-from pipeline.sensor.data import MinMaxScaler, read_prepared
+from pipeline.sensor.data import MinMaxScaler, band_limit, read_prepared
 from pipeline.sensor.gan import generate, save_generator, train
 from pipeline.sensor.params import SensorTrainGanParams
 from pipeline.sensor.plots import traces
@@ -23,10 +23,11 @@ def run(p: SensorTrainGanParams, name: str, seed: int, prepared: Path, out: Path
     meta, sets = read_prepared(prepared, ("train",))
     scaler = MinMaxScaler(meta["minmax"]["lo"], meta["minmax"]["hi"])
     k = len(meta["classes"])
-    g, history = train(p, v, seed, sets["train"], scaler, k, on_epoch=on_epoch)
+    band = band_limit(meta) if v.g_band != "none" else 0.0
+    g, history = train(p, v, seed, sets["train"], scaler, k, on_epoch=on_epoch, band=band)
     x, y = generate(g, v, k, p.samples_per_class, scaler, seed + 1)
     with writing_variant(out, plots, history) as tmp:
-        save_generator(tmp / "model.pt", g, v, x.shape[1], x.shape[2], k)
+        save_generator(tmp / "model.pt", g, v, x.shape[1], x.shape[2], k, band)
         np.savez_compressed(tmp / "samples.npz", x=x.astype(np.float32), y=y, conditional=v.conditional)
     return train_metrics(history, len(x))
 

@@ -8,12 +8,13 @@ import torch
 
 from pipeline.errors import PipelineError
 from pipeline.metrics.timeseries import discriminative_score, psd_distance
-from pipeline.sensor.nets import Classifier1D, Discriminator1D, Generator1D
+from pipeline.sensor.nets import Classifier1D, Discriminator1D, Generator1D, LowPass1D, UpsampleFIR
 from pipeline.params import parse_params
 from pipeline.sensor.data import (
     MinMaxScaler,
     Recording,
     ZScaler,
+    band_limit,
     load_basic_motions,
     load_motionsense,
     prepare,
@@ -117,6 +118,100 @@ def test_gan_and_classifier_shapes_and_per_axis_first_layer():
     assert Classifier1D(3, 4)(x).shape == (5, 4)
     with pytest.raises(ValueError, match="divisible by 8"):
         Generator1D(3, 100)
+
+
+def _band_energy(x: np.ndarray, fs: float, lo: float, hi: float = np.inf) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.shape[-1]), axis=-1)) ** 2  # Hann: little leakage
+    f = np.fft.rfftfreq(x.shape[-1], 1 / fs)
+    return float(spec[..., (f >= lo) & (f < hi)].sum() / spec.sum())
+
+
+def test_band_limit_comes_from_the_prepared_rates():
+    assert band_limit({"source_rate_hz": 10.0, "rate_hz": 50.0}) == pytest.approx(0.2)
+    assert band_limit({"source_rate_hz": 50.0, "rate_hz": 50.0}) == 0.0  # not upsampled: no filter
+    assert band_limit({"source_rate_hz": 100.0, "rate_hz": 50.0}) == 0.0
+    with pytest.raises(PipelineError, match="rerun the sensor_prepare stage"):
+        band_limit({"rate_hz": 50.0})
+
+
+def test_lowpass_passes_the_source_band_and_removes_what_upsampling_cannot_hold():
+    fs, n = 50.0, 200
+    t = np.arange(n) / fs
+    lp = LowPass1D(3, band_limit({"source_rate_hz": 10.0, "rate_hz": fs}))  # cutoff 5 Hz
+    slow, fast = np.sin(2 * np.pi * 2.0 * t), np.sin(2 * np.pi * 7.0 * t)
+    with torch.no_grad():
+        out = lp(torch.tensor(np.stack([slow, fast, slow + fast])[None], dtype=torch.float32)).numpy()[0]
+    assert out.shape == (3, n)
+    inner = slice(lp.half, -lp.half)  # away from the repeated ends (half the filter: 50 steps)
+    assert np.abs(out[0, inner] - slow[inner]).max() < 0.01  # 2 Hz passes unchanged (linear phase, no delay)
+    assert np.abs(out[1, inner]).max() < 0.01  # 7 Hz is removed
+    assert np.abs(out[2, inner] - slow[inner]).max() < 0.02
+    # resampled 10 Hz data holds (almost) nothing above 5 Hz; a filtered generator's windows neither
+    up = resample(np.random.default_rng(0).normal(size=(3, 100)), 10.0, fs)
+    assert _band_energy(up[:, 50:-50], fs, 5.5) < 1e-3
+    g = Generator1D(3, n, latent_dim=16, ngf=8, n_classes=4, pad="replicate", lowpass=0.2)
+    plain = Generator1D(3, n, latent_dim=16, ngf=8, n_classes=4, pad="replicate")
+    plain.load_state_dict(g.state_dict())  # the filter has no weights: same G without it
+    g.eval(), plain.eval()
+    z, y = torch.randn(8, 16), torch.arange(8) % 4
+    with torch.no_grad():
+        assert isinstance(g.band[-1], LowPass1D) and torch.allclose(g(z, y), g.band[-1](plain(z, y)))
+        raw = plain(z, y) + 0.3 * torch.sin(2 * torch.pi * 7.0 * torch.tensor(t, dtype=torch.float32))
+        filtered = g.band[-1](raw).numpy()
+    assert _band_energy(raw.numpy(), fs, 5.5) > 0.05 and _band_energy(filtered, fs, 5.5) < 1e-3
+
+
+def test_band_limited_generators_are_variant_options_and_survive_saving(tmp_path):
+    from pipeline.sensor.gan import build, load_generator, save_generator
+
+    p = parse_params({"sensor_train_gan": {"run": ["lp", "up", "plain"], "latent_dim": 8, "ngf": 8,
+                                           "conditional": True, "variants": {"lp": {"g_band": "lowpass"},
+                                                                             "up": {"g_band": "upsample"},
+                                                                             "plain": {}}}}).sensor_train_gan
+    lp, up, plain = p.variant("lp"), p.variant("up"), p.variant("plain")
+    assert (lp.g_band, up.g_band, plain.g_band) == ("lowpass", "upsample", "none")
+    assert isinstance(build(lp, 3, 80, 4, band=0.2)[0].band[-1], LowPass1D)
+    assert isinstance(build(up, 3, 80, 4, band=0.2)[0].band[-1], UpsampleFIR)
+    for v in (lp, up):  # data not upsampled: no filter
+        assert len(build(v, 3, 80, 4, band=0.0)[0].band) == 0
+    assert len(build(plain, 3, 80, 4, band=0.2)[0].band) == 0
+    with pytest.raises(ValueError, match="integer rate ratio"):
+        build(up, 3, 80, 4, band=0.3)
+    z, y = torch.randn(4, 8), torch.arange(4)
+    for v in (lp, up):
+        g = build(v, 3, 80, 4, band=0.2)[0].eval()
+        save_generator(tmp_path / "g.pt", g, v, 3, 80, 4, band=0.2)
+        back, saved = load_generator(tmp_path / "g.pt")
+        assert saved.g_band == v.g_band and type(back.band[-1]) is type(g.band[-1])
+        with torch.no_grad():
+            assert back(z, y).shape == (4, 3, 80) and torch.equal(back(z, y), g(z, y))
+    with pytest.raises(PipelineError, match="g_band: expected one of"):
+        parse_params({"sensor_train_gan": {"run": ["x"], "variants": {"x": {"g_band": "yes"}}}})
+
+
+def test_generator_noise_is_learned_and_stays_in_the_band():
+    torch.manual_seed(0)
+    g = Generator1D(3, 200, latent_dim=16, ngf=8, n_classes=4, pad="replicate", lowpass=0.2, noise=True).eval()
+    z, y = torch.randn(8, 16), torch.arange(8) % 4
+    with torch.no_grad():
+        a, b = g(z, y), g(z, y)
+    assert not torch.equal(a, b)  # fresh noise on every draw
+    assert 0.005 < float((a - b).std()) < 0.05  # softplus(-4) ≈ 0.018 before the filter at the start
+    assert _band_energy((a - b).numpy(), 50.0, 7.0) < 1e-4  # filtered like the rest of the window
+    g(z, y).pow(2).sum().backward()
+    assert g.noise.weight.grad is not None and g.noise.bias.grad.abs().sum() > 0  # its scale is trained
+    assert Generator1D(3, 200, latent_dim=16, ngf=8).noise is None
+
+
+def test_upsampling_layer_matches_resample_poly_inside_the_window():
+    x = np.random.default_rng(0).normal(size=(2, 3, 40))
+    with torch.no_grad():
+        out = UpsampleFIR(3, 5)(torch.tensor(x, dtype=torch.float32)).numpy()
+    ref = resample(x, 10.0, 50.0)
+    assert out.shape == ref.shape == (2, 3, 200)
+    assert np.abs(out - ref)[..., 50:-50].max() < 1e-5  # the same taps; the ends differ by their padding
+    assert np.abs(out[..., ::5] - x).max() < 0.05  # a Nyquist filter: the drawn samples stay (nearly) put
+    assert _band_energy(out, 50.0, 5.5) < 1e-3
 
 
 def test_gradient_penalty_of_a_linear_critic():
