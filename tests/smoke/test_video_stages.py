@@ -6,7 +6,6 @@ import json
 import numpy as np
 from PIL import Image
 
-from pipeline.video.data import ClipSet, save_clips
 from tests.conftest import TINY, run_stage, write_params
 from tests.smoke.test_bad_input import _assert_clean_failure
 
@@ -73,17 +72,3 @@ def test_video_bad_variant_fails_before_any_work(tmp_path):
     res = run_stage("stages.video.train_gan", tmp_path, "--name", "wgan_gp", "--seed", "0", "--prepared", "p",
                     "--out", "o", "--plots", "x.csv")
     _assert_clean_failure(res, "video_train_gan.variants.wgan_gp.norm: a WGAN-GP critic cannot use batch norm")
-
-
-def test_video_classify_without_gan_samples(tmp_path):
-    write_params(tmp_path)
-    rng = np.random.default_rng(0)
-    (tmp_path / "prep").mkdir()
-    for split in ("train", "test"):
-        save_clips(tmp_path / f"prep/{split}.npz", ClipSet(rng.integers(0, 256, (6, 1, 4, 16, 16), dtype=np.uint8),
-                                                           np.arange(6) % 3))
-    (tmp_path / "prep/meta.json").write_text(json.dumps({"source": "moving_mnist", "label": "motion", "fps": 5.0,
-                                                         "classes": ["a", "b", "c"], "shape": [1, 4, 16, 16]}))
-    res = run_stage("stages.video.classify", tmp_path, "--prepared", "prep", "--gans", "gans", "--out", "rep")
-    _assert_clean_failure(res, "gans/inflated-0/samples.npz: not found (run video_train_gan@inflated-0)")
-    assert not (tmp_path / "rep").exists()
