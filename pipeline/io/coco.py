@@ -182,3 +182,18 @@ def read_coco(path: Path, image_root: Path | None = None, allow_empty: bool = Fa
         anns.append(CocoAnn(a.id, im.id, list(a.bbox), list(a.head_bbox), list(a.keypoints[:3]),
                             float(a.area if a.area is not None else a.bbox[2] * a.bbox[3]), extra))
     return Coco(list(images.values()), anns, parsed.info)
+
+
+def load_image(root: Path, im: CocoImage, source: Path | str, mask: bool = False) -> Any:
+    """Image ``im`` of the COCO file ``source`` (its mask with ``mask``), read from ``root`` and checked
+    against the size the file declares: (H, W, 3) uint8, or the (H, W) int32 mask."""
+    from pipeline.io.images import load_mask, load_rgb
+
+    rel = im.mask_file if mask else im.file_name
+    if rel is None:
+        raise PipelineError(f"{source}: image {im.id} has no mask_file")
+    arr = load_mask(root / rel) if mask else load_rgb(root / rel)
+    if arr.shape[:2] != (im.height, im.width):
+        raise PipelineError(f"{source}: image {im.id} {'mask' if mask else 'file'} {rel} is {arr.shape[1]}x"
+                            f"{arr.shape[0]} on disk but {im.width}x{im.height} in the JSON")
+    return arr

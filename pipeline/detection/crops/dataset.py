@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from pipeline.detection.crops.geometry import CropGeom, crop, crop_geometry, radial_distance, reinsert
 from pipeline.errors import PipelineError
-from pipeline.io.coco import Coco, CocoAnn, write_coco
-from pipeline.io.images import load_mask, load_rgb, save_rgb
+from pipeline.io.coco import Coco, CocoAnn, load_image, write_coco
+from pipeline.io.images import load_rgb, save_rgb
 from pipeline.detection.crops.manifest import write_manifest
 from pipeline.detection.params import CropParams, ReinsertParams
 
@@ -35,7 +35,7 @@ def crop_dataset(root: Path, coco: Coco, p: CropParams, out: Path, desc: str = "
         anns = [a for a in by_image[im.id] if _keep(a, (im.width, im.height), p)]
         if not anns:
             continue
-        rgb = load_rgb(root / im.file_name)
+        rgb = load_image(root, im, root / "coco.json")
         for a in anns:
             g = crop_geometry(a.head, (im.width, im.height), p.size, p.offset)
             name = f"crops/{a.id:06d}.png"
@@ -60,7 +60,7 @@ def reinsert_dataset(root: Path, coco: Coco, crops: Path, manifest: pd.DataFrame
             continue
         if not im.mask_file:
             raise PipelineError(f"{root}: image {im.id} has no instance mask; reinsert needs masks")
-        rgb, mask = load_rgb(root / im.file_name), load_mask(root / im.mask_file)
+        rgb, mask = load_image(root, im, root / "coco.json"), load_image(root, im, root / "coco.json", mask=True)
         items = []
         for r in rows.itertuples():
             g = CropGeom.from_dict({"cx": r.cx, "cy": r.cy, "angle": r.angle, "size": r.size})
