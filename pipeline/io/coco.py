@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipeline.errors import PipelineError
 from pipeline.io.atomic import write_json_atomic
 from pipeline.io.paths import inside
+from pipeline.io.tables import Finite
 
 CATEGORIES = [{"id": 1, "name": "person", "supercategory": "person", "keypoints": ["head"], "skeleton": []}]
 
@@ -78,7 +79,6 @@ class _Record(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
 Box = Annotated[list[Finite], Field(min_length=4, max_length=4)]
 
 
