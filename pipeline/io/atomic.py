@@ -18,9 +18,7 @@ def atomic_dir(out: Path) -> Iterator[Path]:
     An interrupted stage therefore never leaves a half-written ``out`` behind.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    tmp = temp_sibling(out)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -67,12 +65,19 @@ def remove_stale(out: Path) -> list[Path]:
     return gone
 
 
+def temp_sibling(out: Path) -> Path:
+    """``.<name>.tmp-<pid>`` beside ``out`` (its folder created), once the stale ones of killed runs are
+    gone: where every atomic write of ``out`` goes first."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out)
+    return out.with_name(f".{out.name}.tmp-{os.getpid()}")
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write standard JSON (NaN/inf as null) to ``path`` via a temp file and rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_sibling(path)
     tmp.write_text(json.dumps(finite(data), indent=1, sort_keys=False, allow_nan=False))
     os.replace(tmp, path)
 
@@ -82,9 +87,7 @@ def write_csv_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
     import csv
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_sibling(path)
     with tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
         w.writeheader()

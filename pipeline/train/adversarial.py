@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline.errors import PipelineError
-from pipeline.io.atomic import remove_stale
+from pipeline.io.atomic import temp_sibling
 from pipeline.train.device import DeviceSetup, pick_device
 from pipeline.train.pool import ImagePool
 
@@ -162,9 +162,7 @@ class AdversarialTrainer:
     def save(self) -> None:
         if self.ckpt_dir is None:
             return
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale(self.ckpt_dir / "last.pt")
-        tmp = self.ckpt_dir / f".last.pt.tmp-{os.getpid()}"
+        tmp = temp_sibling(self.ckpt_dir / "last.pt")
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, self.ckpt_dir / "last.pt")
 
