@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
 from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def predictions_json(samples: Sequence[Any], preds: Sequence[dict[str, torch.Tensor]]) -> dict[str, Any]:
@@ -31,6 +33,8 @@ def read_predictions(path: Path) -> tuple[list[str], list[dict[str, torch.Tensor
         raise PipelineError(f"{path}: predictions file not found") from None
     except (json.JSONDecodeError, KeyError, TypeError):
         raise PipelineError(f"{path}: not a predictions file (needs an 'images' list)") from None
+    import torch  # here, not at import: the plotting stages that import this module only read files
+
     files = [im["file"] for im in images]
     preds = [{"boxes": torch.tensor(im["boxes"], dtype=torch.float32).reshape(-1, 4),
               "scores": torch.tensor(im["scores"], dtype=torch.float32)} for im in images]

@@ -10,17 +10,13 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-
-from pipeline.detection.detector.sets import REAL, SYNTHETIC, parse_phases  # noqa: E402
-from pipeline.io.images import load_rgb  # noqa: E402
-from pipeline.detection.predictions import read_predictions  # noqa: E402
-from pipeline.detection.plots import draw_detections  # noqa: E402
+from pipeline.detection.detector.sets import REAL, SYNTHETIC, parse_phases
+from pipeline.io.images import load_rgb
+from pipeline.detection.predictions import read_predictions
+from pipeline.detection.plots import draw_detections
+from pipeline.viz import pyplot
 
 Summary = dict[str, Any]
 
@@ -152,12 +148,14 @@ def _errorbar(ax, xs, summaries, **kw) -> None:
 
 
 def _save(fig, path: Path) -> None:
+    plt = pyplot()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def plot_f1_bars(s: Summary, path: Path) -> None:
+    plt = pyplot()
     names = list(s["sets"])
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(names)), 3.6))
     _errorbar(ax, np.arange(len(names)), [s["sets"][n]["test_f1"] for n in names], linestyle="none")
@@ -169,6 +167,8 @@ def plot_f1_bars(s: Summary, path: Path) -> None:
 
 def plot_pca(features: dict[str, np.ndarray], path: Path, max_points: int, seed: int = 0) -> None:
     """2-D PCA of crop features (fit on all sets together), one colour per set (seed Fig. 4.10)."""
+    from sklearn.decomposition import PCA  # sklearn costs ~1-2 s to import: only for this figure
+    plt = pyplot()
     rng = np.random.default_rng(seed)
     picked = {k: v[rng.permutation(len(v))[:max_points]] for k, v in features.items()}
     pca = PCA(n_components=2, random_state=seed).fit(np.concatenate(list(picked.values())))
@@ -185,6 +185,7 @@ def plot_pca(features: dict[str, np.ndarray], path: Path, max_points: int, seed:
 
 
 def plot_f1_vs_distance(s: Summary, path: Path) -> None:
+    plt = pyplot()
     r = s["f1_vs_distance"]
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.scatter(r["x"], r["y"])
@@ -202,6 +203,7 @@ def plot_f1_vs_distance(s: Summary, path: Path) -> None:
 
 def plot_val_curves(histories: dict[str, list[list[dict[str, float]]]], path: Path) -> None:
     """Validation F1 per epoch per set: one thin line per seed, the mean thick (seed Fig. 4.11)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, (name, runs) in enumerate(histories.items()):
         colour = f"C{i % 10}"
@@ -218,6 +220,7 @@ def plot_val_curves(histories: dict[str, list[list[dict[str, float]]]], path: Pa
 
 
 def plot_mix(s: Summary, refiners: Sequence[str], path: Path) -> None:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.8))
     for c, pts in mix_series(s, refiners).items():
         _errorbar(ax, [p[0] for p in pts], [p[2] for p in pts], label=c)
@@ -230,6 +233,7 @@ def plot_mix(s: Summary, refiners: Sequence[str], path: Path) -> None:
 
 def plot_detections(runs: dict[str, tuple[Path, float]], path: Path, n: int) -> None:
     """Rows: detectors (name -> predictions file, threshold); columns: the first ``n`` test images."""
+    plt = pyplot()
     fig, axes = plt.subplots(len(runs), n, figsize=(3.2 * n, 2.6 * len(runs)), squeeze=False)
     for row, (name, (file, thr)) in zip(axes, runs.items()):
         files, preds, gts = read_predictions(file)

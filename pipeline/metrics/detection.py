@@ -14,7 +14,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from torchvision.ops import box_iou
 
 from pipeline.errors import PipelineError
 
@@ -44,6 +43,7 @@ def match(pred_boxes: ArrayLike, pred_scores: ArrayLike, gt_boxes: ArrayLike,
     last such ground-truth box, as COCOeval's ``evaluateImg`` (its ``<`` comparison lets a later tie win).
     Returns ``(tp, scores, n_gt)``: a bool per prediction and the scores, both in that order.
     """
+    from torchvision.ops import box_iou  # torchvision's import costs seconds: only when matching
     boxes, scores, gt = _boxes(pred_boxes), _scores(pred_scores), _boxes(gt_boxes)
     if len(boxes) != len(scores):
         raise PipelineError(f"{len(boxes)} predicted boxes but {len(scores)} scores")

@@ -14,7 +14,6 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
-from scipy import linalg
 
 from pipeline.errors import PipelineError
 from pipeline.nn.weights import WeightsSource
@@ -56,6 +55,7 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 
     (singular product) is retried with ``eps`` added to both diagonals; a negligible imaginary
     part from numerical error is dropped.
     """
+    from scipy import linalg  # imported when first used
     mu1, mu2, s1, s2 = (np.atleast_1d(_np(mu1)), np.atleast_1d(_np(mu2)),
                         np.atleast_2d(_np(sigma1)), np.atleast_2d(_np(sigma2)))
     if mu1.shape != mu2.shape or s1.shape != s2.shape:

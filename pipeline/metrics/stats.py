@@ -6,7 +6,6 @@ import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 
 def _runs(values: Sequence[float]) -> np.ndarray:
@@ -19,6 +18,7 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, float]:
 
     With one run there is no interval: ``lo``/``hi`` are NaN (a single run is not evidence).
     """
+    from scipy import stats  # scipy.stats costs ~1 s to import: only when summarising
     x = _runs(values)
     n = len(x)
     if n == 0:
@@ -35,6 +35,7 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict
     """Mean of ``a`` minus mean of ``b`` with Welch's two-sided t-interval at ``level`` (scipy's
     ``ttest_ind(equal_var=False)``) and its p-value; ``separated`` when the interval excludes 0.
     Fewer than 2 runs on either side (or no spread at all): no interval."""
+    from scipy import stats  # scipy.stats costs ~1 s to import: only when summarising
     x, y = _runs(a), _runs(b)
     diff = float(x.mean() - y.mean()) if len(x) and len(y) else math.nan
     if len(x) < 2 or len(y) < 2 or (x.std() == 0 and y.std() == 0):
@@ -47,6 +48,7 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict
 
 def regression(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
     """Least-squares line y = slope * x + intercept with Pearson r and its two-sided p (NaN below 3 points)."""
+    from scipy import stats  # scipy.stats costs ~1 s to import: only when summarising
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]

@@ -223,6 +223,8 @@ def test_reinsert_rejects_bad_input():
 def test_the_crop_manifest_is_read_by_its_schema(tmp_path):
     import re
 
+    import pandas as pd
+
     from pipeline.detection.crops.manifest import read_manifest, write_manifest
     from pipeline.errors import PipelineError
 
@@ -232,8 +234,10 @@ def test_the_crop_manifest_is_read_by_its_schema(tmp_path):
            "cx": 10.5, "cy": 20.25, "angle": -0.5, "size": 128}
     written = write_manifest(tmp_path, [row])
     back = read_manifest(tmp_path)
-    assert back.to_dict("records") == written.to_dict("records") and str(back["ann_id"].dtype) == "int64"
+    assert back.to_dict("records") == written and str(back["ann_id"].dtype) == "int64"
     text = (tmp_path / "manifest.csv").read_text()
+    # the csv writer gives the bytes pandas' to_csv(float_format="%.6f") gave before it
+    assert text == pd.DataFrame([row]).to_csv(index=False, float_format="%.6f")
     for bad, message in [(text.replace("128", "big"), "row 2 column 'size': Input should be a valid integer"),
                          (text.replace("10.500000", "nan"), "row 2 column 'cx': Input should be a finite number"),
                          (text.replace(",128", ""), "row 2 has fewer fields than the header (no 'size')"),

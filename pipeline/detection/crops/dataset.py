@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from pipeline.detection.crops.geometry import CropGeom, crop, crop_geometry, radial_distance, reinsert
@@ -16,6 +16,9 @@ from pipeline.io.coco import Coco, CocoAnn, load_image, write_coco
 from pipeline.io.images import load_rgb, save_rgb
 from pipeline.detection.crops.manifest import write_manifest
 from pipeline.detection.params import CropParams, ReinsertParams
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _keep(ann: CocoAnn, wh: tuple[int, int], p: CropParams) -> bool:

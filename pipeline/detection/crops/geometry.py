@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt, map_coordinates
 
 MODES = ("residual", "paste")
 
@@ -85,6 +84,7 @@ def _apply(m: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _sample(arr: np.ndarray, xy: np.ndarray, order: int, mode: str) -> np.ndarray:
     """Sample ``arr`` (H, W[, C]) at continuous coords ``xy`` (2, ...); returns shape (...[, C])."""
+    from scipy.ndimage import map_coordinates  # scipy.ndimage: imported when first used
     idx = np.stack([xy[1] - 0.5, xy[0] - 0.5])  # continuous coords -> array index (pixel centres at integers)
     if arr.ndim == 2:
         return map_coordinates(arr, idx, order=order, mode=mode)
@@ -136,6 +136,7 @@ def _ramp(dist: np.ndarray, feather: int) -> np.ndarray:
 
 def _mask_alpha(mask: np.ndarray, ann_id: int, box: tuple[int, int, int, int], feather: int) -> np.ndarray:
     """Inward feather of ``mask == ann_id`` over ``box``, exact: the EDT runs on the box padded by ``feather``."""
+    from scipy.ndimage import distance_transform_edt
     y0, y1, x0, x1 = box
     h, w = mask.shape
     py0, py1, px0, px1 = max(y0 - feather, 0), min(y1 + feather, h), max(x0 - feather, 0), min(x1 + feather, w)

@@ -18,7 +18,6 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torchvision.ops import box_convert
 
 from pipeline.errors import PipelineError
 from pipeline.nn.weights import WeightsSource, load_features
@@ -96,6 +95,7 @@ def _backbone(width: float, stride: int = STRIDE, norm: bool = False) -> tuple[n
 
 def anchor_grid(anchors_wh: torch.Tensor, grid: tuple[int, int], stride: int = STRIDE) -> torch.Tensor:
     """(K,2) anchor (w,h) in pixels, grid (Hg,Wg) -> (Hg*Wg*K, 4) xyxy boxes centred on the cells."""
+    from torchvision.ops import box_convert  # torchvision's import costs seconds: only when used
     hg, wg = grid
     k = anchors_wh.shape[0]
     ys = (torch.arange(hg, dtype=torch.float32) + 0.5) * stride
@@ -220,6 +220,7 @@ def encode(anchors_xyxy: torch.Tensor, gt_xyxy: torch.Tensor) -> torch.Tensor:
     dx = (gx - ax) / aw, dy = (gy - ay) / ah, dw = log(gw / aw), dh = log(gh / ah) (centres, sizes).
     Degenerate gt sides are clamped to 1e-3 px so the logs stay finite.
     """
+    from torchvision.ops import box_convert  # torchvision's import costs seconds: only when used
     a = box_convert(anchors_xyxy, "xyxy", "cxcywh")
     g = box_convert(gt_xyxy, "xyxy", "cxcywh")
     return torch.stack([(g[..., 0] - a[..., 0]) / a[..., 2], (g[..., 1] - a[..., 1]) / a[..., 3],
@@ -232,6 +233,7 @@ def decode(anchors_xyxy: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
 
     dw and dh are clamped to at most log(1000/16) so early, wild predictions cannot overflow.
     """
+    from torchvision.ops import box_convert  # torchvision's import costs seconds: only when used
     a = box_convert(anchors_xyxy, "xyxy", "cxcywh")
     cx = a[..., 0] + deltas[..., 0] * a[..., 2]
     cy = a[..., 1] + deltas[..., 1] * a[..., 3]

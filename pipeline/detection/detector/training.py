@@ -7,7 +7,6 @@ else is negative and only trained (through the confidence) towards "no object".
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -15,7 +14,6 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image
 from tqdm import tqdm
 
 from pipeline.detection.detector.sets import DetectionData, loader
@@ -39,6 +37,7 @@ def match_anchors(anchors_xyxy: torch.Tensor, gt_xyxy: torch.Tensor, iou_thresh:
 
 def _match(anchors_xyxy: torch.Tensor, gt_xyxy: torch.Tensor, iou_thresh: float) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`match_anchors`' indices (N,) and each anchor's best IoU with any gt (N,), from one IoU matrix."""
+    from torchvision.ops import box_iou  # torchvision's import costs seconds: only when used
     idx = torch.full((anchors_xyxy.shape[0],), -1, dtype=torch.long, device=anchors_xyxy.device)
     if gt_xyxy.numel() == 0:
         return idx, anchors_xyxy.new_zeros(anchors_xyxy.shape[0])
@@ -80,6 +79,7 @@ def squeezedet_loss(out: dict[str, torch.Tensor], anchors_xyxy: torch.Tensor, ta
     ``conf="bce"`` uses binary cross-entropy on the logit instead (target 1 for positives, 0 for
     negatives); ``ignore_iou`` > 0 leaves negatives overlapping a gt box by at least that IoU out.
     """
+    from torchvision.ops import box_iou
     deltas, logit, cls = out["deltas"].float(), out["conf"].float(), out["cls"].float()
     pos, best_iou, gt, lab = _positives(anchors_xyxy, targets, labels)
     neg = ~pos & (best_iou < ignore_iou) if ignore_iou > 0 else ~pos
@@ -109,6 +109,7 @@ def squeezedet_loss(out: dict[str, torch.Tensor], anchors_xyxy: torch.Tensor, ta
 def _select(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, size: tuple[int, int],
             conf_thresh: float, nms_iou: float, top_k: int, pre_nms: int) -> dict[str, torch.Tensor]:
     """One image: threshold, keep the ``pre_nms`` best, clip, drop empty boxes, class-wise NMS, top_k."""
+    from torchvision.ops import batched_nms, clip_boxes_to_image
     keep = torch.nonzero(scores >= conf_thresh).squeeze(1)
     keep = keep[scores[keep].argsort(descending=True)[:pre_nms]]
     b = clip_boxes_to_image(boxes[keep], size)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from pipeline.io.images import load_rgb, save_rgb
 from pipeline.detection.crops.manifest import write_manifest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def to_tensor(batch: list[np.ndarray]) -> torch.Tensor:

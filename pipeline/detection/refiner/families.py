@@ -6,14 +6,12 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from pipeline.errors import PipelineError
 from pipeline.io.images import grid, load_rgb
 from pipeline.detection.refiner.nets import Identity
 from pipeline.detection.refiner.vgg import VGGFeatures, resolve_vgg_weights
@@ -22,6 +20,9 @@ from pipeline.detection.refiner.apply import to_tensor, to_uint8
 from pipeline.train.adversarial import AdversarialTrainer, TrainConfig, UnpairedSampler
 from pipeline.detection.refiner.training import FAMILIES
 from pipeline.train.device import deterministic, pick_device
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EpochHook = Callable[[int, dict[str, float], Any], None]
 
@@ -45,6 +46,7 @@ def load_crops(folder: Path, manifest: pd.DataFrame) -> torch.Tensor:
 
 def run_key(spec: RefinerSpec, cfg: TrainConfig, *manifests: pd.DataFrame) -> str:
     """Checkpoints are only resumed by the same config on the same crops."""
+    import pandas as pd  # pandas costs ~0.5 s to import: only to hash the manifests
     blob = json.dumps([dataclasses.asdict(spec), dataclasses.asdict(cfg)], sort_keys=True, default=str)
     h = hashlib.sha256(blob.encode())
     for m in manifests:

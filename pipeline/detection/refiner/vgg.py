@@ -11,7 +11,6 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torchvision.models import vgg as tv_vgg
 
 from pipeline.errors import PipelineError
 from pipeline.nn.weights import WeightsSource, load_features
@@ -47,6 +46,7 @@ def resolve_vgg_weights(path: str | None, who: str | None = None) -> Path:
 
 def _vgg16_features() -> nn.Sequential:
     """Untrained torchvision VGG16 ``features`` (conv weights kaiming-normal, biases 0, like torchvision)."""
+    from torchvision.models import vgg as tv_vgg  # torchvision's import costs seconds: only with a VGG loss
     features = tv_vgg.make_layers(tv_vgg.cfgs["D"])
     for m in features.modules():
         if isinstance(m, nn.Conv2d):
@@ -57,6 +57,7 @@ def _vgg16_features() -> nn.Sequential:
 
 def _load_features(file: Path, who: str | None) -> nn.Sequential:
     """VGG16 ``features`` with the ``features.*`` entries of a torchvision VGG16 state dict at ``file``."""
+    from torchvision.models import vgg as tv_vgg  # torchvision's import costs seconds: only with a VGG loss
     features = tv_vgg.make_layers(tv_vgg.cfgs["D"])
     load_features(features, file, "VGG16", _prefix(who))
     return features

@@ -7,13 +7,13 @@ import io
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 
 from pipeline.detection.params import CameraModelParams
 
 
 def apply_camera_model(rgb: np.ndarray, p: CameraModelParams, seed: int, index: int) -> np.ndarray:
     """(H,W,3) uint8 -> (H,W,3) uint8 as if seen through a cheap overhead camera."""
+    from scipy.ndimage import gaussian_filter  # imported when first used
     rng = np.random.default_rng([seed, index, 7])
     x = rgb.astype(np.float32) / 255.0
     x = x * np.asarray(p.colour_cast, np.float32)
