@@ -46,11 +46,21 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def pick_device(prefer: str = "auto", compile: bool = False) -> DeviceSetup:
-    """``prefer``: auto (cuda, then mps, then cpu), cuda, mps or cpu."""
+    """``prefer``: auto (cuda, then mps, then cpu), cuda, mps or cpu.
+
+    ``auto`` takes what is there; naming ``cuda`` or ``mps`` when torch cannot see it is an error, not a
+    silent run on the CPU (a GPU job that quietly trains on CPU costs hours and reports wrong speeds).
+    """
+    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
     if prefer in ("auto", "cuda") and torch.cuda.is_available():
         return DeviceSetup(torch.device("cuda"), True, True, compile)
-    if prefer in ("auto", "mps") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    if prefer in ("auto", "mps") and has_mps:
         return DeviceSetup(torch.device("mps"), False, False, False)
+    if prefer in ("cuda", "mps"):
+        from pipeline.errors import PipelineError
+
+        raise PipelineError(f"device {prefer!r} was asked for, but torch {torch.__version__} sees no {prefer} "
+                            f"device here (use device: auto or cpu)")
     return DeviceSetup(torch.device("cpu"), False, False, False)
 
 

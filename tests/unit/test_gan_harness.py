@@ -11,7 +11,8 @@ from pipeline.train.gan import LabelledSampler, LatentGanFamily
 def _trainer(**cfg) -> AdversarialTrainer:
     torch.manual_seed(0)
     g, d = Generator1D(2, 16, latent_dim=4, ngf=4), Discriminator1D(2, 16, ndf=4)
-    return AdversarialTrainer(LatentGanFamily(g, d, 4), TrainConfig(epochs=1, lr=1e-3, pool_size=0, device="cpu",
+    cfg = {"device": "cpu", **cfg}
+    return AdversarialTrainer(LatentGanFamily(g, d, 4), TrainConfig(epochs=1, lr=1e-3, pool_size=0,
                                                                     schedule="constant", **cfg))
 
 
@@ -74,3 +75,15 @@ def test_channels_last_setup_handles_2d_and_3d_convolutions():
     conv2d = setup.prepare(torch.nn.Conv2d(3, 4, 3))
     assert conv2d.weight.is_contiguous(memory_format=torch.channels_last)
     assert setup.batch(torch.rand(2, 3, 8, 8)).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_a_gpu_named_by_its_name_is_never_a_silent_cpu_run():
+    from pipeline.errors import PipelineError
+    from pipeline.train.device import pick_device
+
+    assert pick_device("auto").device.type in ("cpu", "mps")
+    with pytest.raises(PipelineError, match="device 'cuda' was asked for, but torch .* sees no cuda device"):
+        pick_device("cuda")
+    with pytest.raises(PipelineError, match="cuda"):
+        _trainer(device="cuda")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,10 @@ def reset(threads: int, device: str) -> None:
                 for d in prefs.devices:
                     d.use = d.type != "CPU"
                 scene.cycles.device = "GPU"
+                print(f"cycles device: {kind} ({', '.join(d.name for d in gpus)})", file=sys.stderr, flush=True)
                 break
+        if device == "gpu" and scene.cycles.device != "GPU":  # asked for by name: never a silent CPU render
+            raise RuntimeError("render.device is 'gpu', but Cycles found no OptiX/CUDA/HIP/Metal/oneAPI device")
 
 
 def _unit_meshes() -> dict[str, bpy.types.Mesh]:
