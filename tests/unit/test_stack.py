@@ -1,0 +1,54 @@
+"""`python -m pipeline.stack` on bad state: one line and exit status 2, before anything starts."""
+
+import socket
+import sys
+
+import pytest
+
+from pipeline import stack
+
+
+def _main(monkeypatch, capsys, *args: str) -> str:
+    monkeypatch.setattr(sys, "argv", ["pipeline.stack", *args])
+    with pytest.raises(SystemExit) as exc:
+        stack.main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_missing_postgres_binaries(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("SYNTHPIPE_PG_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(stack, "PG_DEBIAN", tmp_path / "none")
+    err = _main(monkeypatch, capsys, "up", "--dir", str(tmp_path / "s"))
+    assert "postgresql-15" in err and "SYNTHPIPE_PG_BIN" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_state_dir_not_writable(monkeypatch, capsys, tmp_path):
+    (tmp_path / "file").write_text("")
+    err = _main(monkeypatch, capsys, "up", "--dir", str(tmp_path / "file" / "s"))
+    assert "not a writable folder" in err
+
+
+def test_busy_port(monkeypatch, capsys, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        err = _main(monkeypatch, capsys, "up", "--dir", str(tmp_path / "s"), "--mlflow-port", str(port))
+    assert f"port {port} on 127.0.0.1 (mlflow) is busy" in err
+    assert not (tmp_path / "s" / "stack.json").exists()
+
+
+@pytest.mark.parametrize("command", ["env", "status"])
+def test_no_stack_in_dir(monkeypatch, capsys, tmp_path, command):
+    err = _main(monkeypatch, capsys, command, "--dir", str(tmp_path))
+    assert "no stack here" in err
+
+
+def test_down_without_stack_is_not_an_error(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["pipeline.stack", "down", "--dir", str(tmp_path)])
+    stack.main()
+    assert "nothing to stop" in capsys.readouterr().out
