@@ -1,5 +1,6 @@
 """`python -m pipeline.stack` on bad state: one line and exit status 2, before anything starts."""
 
+import os
 import socket
 import sys
 
@@ -20,7 +21,7 @@ def _main(monkeypatch, capsys, *args: str) -> str:
 def test_missing_postgres_binaries(monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("SYNTHPIPE_PG_BIN", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(stack, "PG_DEBIAN", tmp_path / "none")
+    monkeypatch.setattr(stack.postgres, "DEBIAN", tmp_path / "none")
     err = _main(monkeypatch, capsys, "up", "--dir", str(tmp_path / "s"))
     assert "postgresql-15" in err and "SYNTHPIPE_PG_BIN" in err
     assert not (tmp_path / "s").exists()
@@ -52,3 +53,11 @@ def test_down_without_stack_is_not_an_error(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(sys, "argv", ["pipeline.stack", "down", "--dir", str(tmp_path)])
     stack.main()
     assert "nothing to stop" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to the `postgres` user")
+def test_root_state_dir_the_postgres_user_cannot_reach(monkeypatch, capsys, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    err = _main(monkeypatch, capsys, "up", "--dir", str(locked / "s"))
+    assert "the `postgres` user cannot reach" in err and "chmod o+x" in err

@@ -15,7 +15,7 @@ team puts on a shared file system). Data persists across ``down``/``up``; delete
 
 PostgreSQL's binaries come from ``$SYNTHPIPE_PG_BIN``, ``PATH`` or ``/usr/lib/postgresql/*/bin``
 (``make`` installs Debian's ``postgresql`` where none is found). PostgreSQL refuses to run as root: under
-root its processes run as the ``postgres`` user, which must be able to reach STATE_DIR.
+root its processes run as the ``postgres`` user, which must be able to reach STATE_DIR (``pipeline.stack.postgres``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pwd
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -36,11 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError, cli
+from pipeline.stack import postgres
+from pipeline.stack.postgres import HOST
 
-HOST = "127.0.0.1"
 STATE_FILE = "stack.json"
-PG_TOOLS = ("initdb", "pg_ctl", "postgres", "psql")
-PG_DEBIAN = Path("/usr/lib/postgresql")  # Debian's postgresql-NN packages: /usr/lib/postgresql/NN/bin
 SERVERS = ("prefect", "mlflow")  # started in this order after postgres, stopped in reverse
 # settings a user's shell may carry that must not leak into the servers (each gets only its own secret)
 SCRUB = ("PREFECT_API_", "PREFECT_SERVER_", "PREFECT_HOME", "MLFLOW_", "PGPASSWORD", "PGUSER", "PGHOST", "PGPORT")
@@ -71,8 +68,8 @@ class Stack:
         return self.dir / "mlflow" / "artifacts"
 
     @property
-    def pgdata(self) -> Path:
-        return self.dir / "postgres" / "data"
+    def pg(self) -> Path:
+        return self.dir / "postgres"
 
     def db_url(self, role: str, driver: str = "postgresql") -> str:
         """``driver://role:password@127.0.0.1:port/role``: each server's database is named after its role."""
@@ -100,46 +97,6 @@ def _save(stack: Stack) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump({"ports": stack.ports, "secrets": stack.secrets}, fh, indent=1)
     os.replace(tmp, stack.dir / STATE_FILE)
-
-
-def pg_bin() -> Path:
-    """The folder holding PostgreSQL's server binaries."""
-    candidates = [os.environ.get("SYNTHPIPE_PG_BIN", "")]
-    if found := shutil.which("pg_ctl"):
-        candidates.append(str(Path(found).resolve().parent))
-    candidates += sorted((str(p) for p in PG_DEBIAN.glob("*/bin")),
-                         key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
-                         reverse=True)
-    for c in filter(None, candidates):
-        if all(os.access(Path(c) / tool, os.X_OK) for tool in PG_TOOLS):
-            return Path(c)
-    raise PipelineError("PostgreSQL's server binaries (initdb, pg_ctl, postgres, psql) were not found in "
-                        "$SYNTHPIPE_PG_BIN, on PATH or in /usr/lib/postgresql/*/bin; install Debian's "
-                        "postgresql-15 (`make setup` does, as root) or set SYNTHPIPE_PG_BIN")
-
-
-def _pg_user() -> pwd.struct_passwd | None:
-    """The unprivileged user PostgreSQL runs as under root (it refuses root), else None: the caller."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam("postgres")
-    except KeyError:
-        raise PipelineError("running as root: PostgreSQL refuses root and there is no `postgres` user; "
-                            "run the stack as a normal user") from None
-
-
-def _pg(stack: Stack, tool: str, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    user = _pg_user()
-    ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB)} | {"LC_ALL": "C"}
-    res = subprocess.run([str(pg_bin() / tool), *args], capture_output=True, text=True, env=env | kw.pop("env", {}),
-                         cwd="/", **ids, **kw)
-    if check and res.returncode:
-        out = " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
-        raise PipelineError(f"postgres: `{tool}` failed (exit {res.returncode}): {out}; "
-                            f"log: {stack.dir / 'postgres' / 'postgres.log'}")
-    return res
 
 
 def _port_free(port: int) -> bool:
@@ -182,51 +139,9 @@ def _create(state_dir: Path, ports: dict[str, int | None]) -> Stack:
     creds = {"admin": secrets.token_hex(24), "prefect": secrets.token_hex(24), "mlflow": secrets.token_hex(24),
              "prefect_api": f"synthpipe:{secrets.token_hex(24)}"}
     stack = Stack(state_dir, picked, creds)
-    user = _pg_user()
-    pg = state_dir / "postgres"
-    shutil.rmtree(pg, ignore_errors=True)  # a half-initialised cluster from an interrupted first `up`
-    pg.mkdir(mode=0o700)
-    if user:
-        state_dir.chmod(0o711)  # postgres only needs to pass through; stack.json stays 0600
-        os.chown(pg, user.pw_uid, user.pw_gid)
-        if subprocess.run(["test", "-w", str(pg)], user=user.pw_uid, group=user.pw_gid, extra_groups=[]).returncode:
-            raise PipelineError(f"{state_dir}: the `postgres` user cannot reach this folder (PostgreSQL refuses "
-                                f"to run as root); give its parent folders search permission (chmod o+x) or "
-                                f"pick a folder under /srv")
-    pwfile = pg / "initdb.pw"
-    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(creds["admin"] + "\n")
-    if user:
-        os.chown(pwfile, user.pw_uid, user.pw_gid)
-    try:
-        _pg(stack, "initdb", "-D", str(stack.pgdata), "-U", "synthpipe_admin", f"--pwfile={pwfile}",
-            "--auth=scram-sha-256", "-E", "UTF8", "--locale=C")
-    finally:
-        pwfile.unlink()
-    with (stack.pgdata / "postgresql.conf").open("a") as fh:
-        # TCP on the loopback only; no Unix socket (its path would outgrow 107 bytes in a deep STATE_DIR)
-        fh.write(f"\n# pipeline.stack\nlisten_addresses = '{HOST}'\nunix_socket_directories = ''\n")
+    postgres.init(stack.pg, creds["admin"])
     _save(stack)
     return stack
-
-
-def _psql(stack: Stack, sql: str) -> None:
-    _pg(stack, "psql", "-h", HOST, "-p", str(stack.ports["postgres"]), "-U", "synthpipe_admin", "-d", "postgres",
-        "-v", "ON_ERROR_STOP=1", "-q", "-f", "-", input=sql, env={"PGPASSWORD": stack.secrets["admin"]})
-
-
-def _start_postgres(stack: Stack) -> None:
-    log = stack.dir / "postgres" / "postgres.log"
-    if not _pg_running(stack):
-        _pg(stack, "pg_ctl", "start", "-D", str(stack.pgdata), "-l", str(log), "-w", "-t", "60",
-            "-o", f"-p {stack.ports['postgres']}")
-    marker = stack.dir / "postgres" / "roles-created"
-    if not marker.exists():  # one role and one database per server, each owning only its own
-        _psql(stack, "".join(f"CREATE ROLE {r} LOGIN PASSWORD '{stack.secrets[r]}';\n"
-                             f"CREATE DATABASE {r} OWNER {r};\nREVOKE ALL ON DATABASE {r} FROM PUBLIC;\n"
-                             for r in SERVERS))
-        marker.touch()
 
 
 def _command(stack: Stack, name: str) -> tuple[list[str], dict[str, str]]:
@@ -305,7 +220,7 @@ def _wait(stack: Stack, procs: dict[str, subprocess.Popen], t0: float, timeout: 
 def up(state_dir: Path, ports: dict[str, int | None] | None = None, timeout: float = 180) -> Stack:
     """Start the stack in ``state_dir`` (creating it on first use); returns once every server is healthy."""
     t0 = time.monotonic()
-    bin_dir = pg_bin()
+    bin_dir = postgres.bin_dir()
     state_dir = _writable_dir(state_dir)
     fresh = not (state_dir / STATE_FILE).is_file()
     if fresh:
@@ -319,14 +234,17 @@ def up(state_dir: Path, ports: dict[str, int | None] | None = None, timeout: flo
     stack.dvc_remote.mkdir(exist_ok=True)
     stack.artifacts.mkdir(parents=True, exist_ok=True)
     (state_dir / "prefect").mkdir(exist_ok=True)
+    down_now = ["postgres"] * (not postgres.running(stack.pg)) + [n for n in SERVERS if not _running(stack, n)]
+    for name in down_now:  # before anything starts
+        if not _port_free(stack.ports[name]):
+            raise PipelineError(f"port {stack.ports[name]} on {HOST} ({name}) is busy; free it, or start a new "
+                                f"stack in another --dir with --{name}-port")
     started: list[str] = []
     try:
-        if not _pg_running(stack):
-            if not _port_free(stack.ports["postgres"]):
-                raise PipelineError(f"port {stack.ports['postgres']} on {HOST} (postgres) is busy; free it, or "
-                                    f"start a new stack in another --dir with --postgres-port")
+        if "postgres" in down_now:
             started.append("postgres")
-        _start_postgres(stack)
+        postgres.start(stack.pg, stack.ports["postgres"], stack.secrets["admin"],
+                       {r: stack.secrets[r] for r in SERVERS})
         print(f"postgres ready on {HOST}:{stack.ports['postgres']} ({time.monotonic() - t0:.1f} s)", flush=True)
         procs = {}
         for name in SERVERS:
@@ -379,34 +297,6 @@ def down(state_dir: Path, quiet: bool = False) -> None:
     _stop(load(state_dir), ["postgres", *SERVERS], quiet)
 
 
-def _pg_pid(stack: Stack) -> int | None:
-    """The postmaster's pid from its pid file, if that process runs (read as the caller: root needs no
-    access for the `postgres` user, which a later chmod of a parent folder may have taken away)."""
-    try:
-        pid = int((stack.pgdata / "postmaster.pid").read_text().split()[0])
-        alive = _start_time(pid) is not None and b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if alive else None
-
-
-def _pg_running(stack: Stack) -> bool:
-    return _pg_pid(stack) is not None
-
-
-def _pg_stop(stack: Stack, timeout: float = 60) -> None:
-    """Fast shutdown: SIGINT to the postmaster, as `pg_ctl stop -m fast` sends, then wait until it exits."""
-    pid = _pg_pid(stack)
-    for sig in (signal.SIGINT, signal.SIGQUIT):  # SIGQUIT: immediate shutdown if the fast one hangs
-        if pid is None:
-            return
-        os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _start_time(pid) is not None:
-            time.sleep(0.2)
-        pid = _pg_pid(stack)
-
-
 def _stop(stack: Stack, names: list[str], quiet: bool) -> None:
     for name in reversed(SERVERS):
         if name not in names:
@@ -418,9 +308,7 @@ def _stop(stack: Stack, names: list[str], quiet: bool) -> None:
         if not quiet:
             print(f"{name:8s} {'stopped' if pid else 'not running'}", flush=True)
     if "postgres" in names:
-        running = _pg_running(stack)
-        if running:
-            _pg_stop(stack)
+        running = postgres.stop(stack.pg)
         if not quiet:
             print(f"postgres {'stopped' if running else 'not running'}", flush=True)
 
@@ -433,7 +321,7 @@ def env_lines(stack: Stack) -> list[str]:
 
 
 def status(stack: Stack) -> list[str]:
-    rows = [f"postgres {'running' if _pg_running(stack) else 'stopped'} {HOST}:{stack.ports['postgres']}"]
+    rows = [f"postgres {'running' if postgres.running(stack.pg) else 'stopped'} {HOST}:{stack.ports['postgres']}"]
     for name, url in (("prefect", stack.prefect_api), ("mlflow", stack.mlflow_uri)):
         pid = _running(stack, name)
         rows.append(f"{name:8s} {f'running (pid {pid})' if pid else 'stopped'} {url}")
@@ -455,7 +343,3 @@ def main() -> None:
         down(args.dir)
     else:
         print("\n".join((env_lines if args.command == "env" else status)(load(args.dir))))
-
-
-if __name__ == "__main__":
-    main()
