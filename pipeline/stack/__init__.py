@@ -14,7 +14,7 @@ for MLflow's proxied artifacts (``mlflow/artifacts``) and for the DVC remote (``
 team puts on a shared file system). Data persists across ``down``/``up``; delete STATE_DIR to start over.
 
 PostgreSQL's binaries come from ``$SYNTHPIPE_PG_BIN``, ``PATH`` or ``/usr/lib/postgresql/*/bin``
-(``make`` installs Debian's ``postgresql`` where none is found). PostgreSQL refuses to run as root: under
+(``make setup`` installs Debian's ``postgresql-15`` where none is found). PostgreSQL refuses to run as root: under
 root its processes run as the ``postgres`` user, which must be able to reach STATE_DIR (``pipeline.stack.postgres``).
 """
 
