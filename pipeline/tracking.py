@@ -66,10 +66,20 @@ def _mlflow():
 
 
 def _experiment(mlflow, name: str) -> str:
+    """The experiment's id, created if missing; two stages starting at once may both try to create it
+    (concurrent stages, two workers): the one that loses the race reads the winner's."""
+    from mlflow.exceptions import MlflowException
+
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return mlflow.create_experiment(name)
+    try:
+        return mlflow.create_experiment(name)
+    except MlflowException:
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def _tags(params: Params, pipeline: str) -> dict[str, str]:
