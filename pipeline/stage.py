@@ -22,6 +22,8 @@ def parse_paths(*names: str, extra: tuple[str, ...] = ()) -> argparse.Namespace:
     for n in extra:
         ap.add_argument(f"--{n}", required=True)
     ap.add_argument("--metrics", type=Path, default=None)
+    ap.add_argument("--headline", type=Path, default=None,
+                    help="also write the stage's few headline numbers here (pipeline.headline), flat")
     return ap.parse_args()
 
 
@@ -41,10 +43,13 @@ def numeric_leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
-            body: Callable[[Params, StageRun], dict[str, Any]], metrics_path: Path | None) -> dict[str, Any]:
+            body: Callable[[Params, StageRun], dict[str, Any]], metrics_path: Path | None,
+            headline_path: Path | None = None) -> dict[str, Any]:
     """Validate all params, open the MLflow child run ``stage``, run ``body``, log and write its metrics.
 
-    ``section`` names the params section logged with the run, or picks the object to log.
+    ``section`` names the params section logged with the run, or picks the object to log. The full metrics
+    go to ``metrics_path``; ``headline_path`` gets the few numbers ``dvc metrics show`` prints
+    (``pipeline.headline``).
     """
     params = load_params()
     logged = section(params) if callable(section) else params.sections[section]
@@ -55,6 +60,10 @@ def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
             write_json_atomic(metrics_path, metrics)
             # DVC restores this file with the stage's outputs; its hash finds the run behind a workspace result
             log.tag(METRICS_TAG, file_md5(metrics_path))
+        if headline_path is not None:
+            from pipeline.headline import headline
+
+            write_json_atomic(headline_path, headline(stage, metrics))
     print(json.dumps(finite(metrics)))
     return metrics
 
@@ -73,7 +82,7 @@ def parse_seed(text: str) -> int:
 
 
 def execute_train_gan(pipeline: str, name: str, seed: int, body: Callable[[Params, StageRun], dict[str, Any]],
-                      metrics_path: Path | None) -> dict[str, Any]:
+                      metrics_path: Path | None, headline_path: Path | None = None) -> dict[str, Any]:
     """``execute`` for the stage ``<pipeline>_train_gan@<name>-<seed>``: the MLflow run has that name and logs
     its section with the other variants and seeds left out, this variant resolved (the section's own values
     overridden by ``variants.<name>``) and this seed."""
@@ -84,7 +93,7 @@ def execute_train_gan(pipeline: str, name: str, seed: int, body: Callable[[Param
         return {**dataclasses.asdict(p), "variants": None, "variant": dataclasses.asdict(p.variant(name)),
                 "seeds": None, "seed": seed}
 
-    return execute(pipeline, f"{section}@{run_name(name, seed)}", logged, body, metrics_path)
+    return execute(pipeline, f"{section}@{run_name(name, seed)}", logged, body, metrics_path, headline_path)
 
 
 def tag_collapsed(log: StageRun, flags: Any) -> None:
@@ -117,4 +126,4 @@ def report_stage(pipeline: str, stage: str, inputs: tuple[str, ...], run: Callab
             log.file(f)
         return metrics
 
-    return execute(pipeline, stage, stage, body, args.metrics)
+    return execute(pipeline, stage, stage, body, args.metrics, args.headline)

@@ -1,5 +1,5 @@
 """``python -m pipeline.stack up|down|env|status --dir STATE_DIR`` (see ``pipeline.stack``)."""
 
-from pipeline.stack import main
+from pipeline.stack.servers import main
 
 main()

@@ -46,7 +46,7 @@ def main() -> None:
         log.file(args.out / "labels.csv")
         return metrics
 
-    execute("anime", "anime_prepare", "anime_prepare", body, args.metrics)
+    execute("anime", "anime_prepare", "anime_prepare", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def main() -> None:
             log.file(args.out / f)
         return metrics
 
-    execute_train_gan("anime", args.name, seed, body, args.metrics)
+    execute_train_gan("anime", args.name, seed, body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

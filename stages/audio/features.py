@@ -54,7 +54,7 @@ def main() -> None:
         log.file(args.out / "feature_means.png")
         return metrics
 
-    execute("audio", "audio_features", "audio_features", body, args.metrics)
+    execute("audio", "audio_features", "audio_features", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def main() -> None:
             log.file(f, "examples")
         return metrics
 
-    execute("audio", "audio_synthesize", "audio_synthesize", body, args.metrics)
+    execute("audio", "audio_synthesize", "audio_synthesize", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def main() -> None:
                                                              te.paired_images(), te.label))
         return metrics
 
-    execute_train_gan("audio", args.name, seed, body, args.metrics)
+    execute_train_gan("audio", args.name, seed, body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def main() -> None:
             log.image(f"crops_{name}.png", grid(tiles, cols=8))
         return metrics
 
-    execute("detection", "crop", "crop", body, args.metrics)
+    execute("detection", "crop", "crop", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

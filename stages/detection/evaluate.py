@@ -80,7 +80,7 @@ def main() -> None:
         log_refiner_configs(params, result, args.refiners, log.run_id)
         return flat_metrics(result)
 
-    execute("detection", "evaluate", "evaluate", body, args.metrics)
+    execute("detection", "evaluate", "evaluate", body, args.metrics, args.headline)
 
 
 def log_refiner_configs(params: Params, result: dict, refiners: Path, evaluate_run: str) -> None:

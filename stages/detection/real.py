@@ -57,7 +57,7 @@ def main() -> None:
         log.image("real_train_grid.png", annotated_grid(train, read_coco(train / "coco.json")))
         return metrics
 
-    execute("detection", "real", "real", body, args.metrics)
+    execute("detection", "real", "real", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def main() -> None:
 
     execute("detection", f"refine@{args.name}", lambda p: {**dataclasses.asdict(p.refine), "configs": None,
                                                           "config": dataclasses.asdict(p.refine.spec(args.name))},
-            body, args.metrics)
+            body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

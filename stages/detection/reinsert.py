@@ -33,7 +33,7 @@ def main() -> None:
         log.image("reinserted_grid.png", annotated_grid(args.out, read_coco(args.out / "coco.json")))
         return metrics
 
-    execute("detection", f"reinsert@{args.name}", "reinsert", body, args.metrics)
+    execute("detection", f"reinsert@{args.name}", "reinsert", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def main() -> None:
         log.image("render_grid.png", annotated_grid(args.out, read_coco(args.out / "coco.json")))
         return metrics
 
-    execute("detection", "render", "render", body, args.metrics)
+    execute("detection", "render", "render", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

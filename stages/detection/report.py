@@ -117,7 +117,7 @@ def main() -> None:
             log.file(f, "report")
         return metrics
 
-    execute("detection", "report", "report", body, args.metrics)
+    execute("detection", "report", "report", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def main() -> None:
 
     execute("detection", f"train_detector@{args.set}-{seed}",
             lambda p: {**dataclasses.asdict(p.train_detector), "sets": None, "set": args.set, "seed": seed,
-                       "iou": p.evaluate.iou}, body, args.metrics)
+                       "iou": p.evaluate.iou}, body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def main() -> None:
     args = parse_paths("synthetic", "real_train", "reinserted", "out")
     execute("detection", "training_sets", "training_sets",
             lambda params, log: run(params.training_sets, params.train_detector.sets, params.refine.run,
-                                    args.synthetic, args.real_train, args.reinserted, args.out), args.metrics)
+                                    args.synthetic, args.real_train, args.reinserted, args.out), args.metrics,
+            args.headline)
 
 
 if __name__ == "__main__":

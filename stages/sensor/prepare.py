@@ -47,7 +47,7 @@ def main() -> None:
                                               meta["channels"], rate_hz=meta["rate_hz"]))
         return metrics
 
-    execute("sensor", "sensor_prepare", "sensor_prepare", body, args.metrics)
+    execute("sensor", "sensor_prepare", "sensor_prepare", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

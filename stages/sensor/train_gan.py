@@ -47,7 +47,7 @@ def main() -> None:
                                                        meta["channels"], rate_hz=meta["rate_hz"]))
         return metrics
 
-    execute_train_gan("sensor", args.name, seed, body, args.metrics)
+    execute_train_gan("sensor", args.name, seed, body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def main() -> None:
         log.file(args.out / "preview.gif")
         return metrics
 
-    execute("video", "video_prepare", "video_prepare", body, args.metrics)
+    execute("video", "video_prepare", "video_prepare", body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

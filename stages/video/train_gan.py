@@ -49,7 +49,7 @@ def main() -> None:
             log.file(args.out / f)
         return metrics
 
-    execute_train_gan("video", args.name, seed, body, args.metrics)
+    execute_train_gan("video", args.name, seed, body, args.metrics, args.headline)
 
 
 if __name__ == "__main__":

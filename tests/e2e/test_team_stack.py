@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.stack import load
+from pipeline.stack.servers import load
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = str(Path(sys.executable).parent)

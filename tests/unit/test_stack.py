@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pipeline import stack
+from pipeline.stack import servers as stack
 
 
 def _main(monkeypatch, capsys, *args: str) -> str:
