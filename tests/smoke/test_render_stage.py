@@ -63,20 +63,6 @@ def test_real_demo_splits(rendered):
     assert sizes == {"train": 2, "val": 1, "test": 1}
 
 
-def test_same_seed_and_index_give_same_bytes_across_shard_counts(tmp_path):
-    outs = {}
-    for shards in (1, 2):
-        work = tmp_path / f"s{shards}"
-        work.mkdir()
-        write_params(work, {"render": {"images": 2, "shards": shards, "samples": 2,
-                                       "camera": {"width": 96, "height": 72}}})
-        res = run_stage("stages.detection.render", work, "--out", "out")
-        assert res.returncode == 0, res.stderr[-1500:]
-        outs[shards] = work / "out"
-    for name in ("images/000000.png", "images/000001.png", "masks/000001.png", "coco.json"):
-        assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes(), name
-
-
 def test_user_real_data_is_validated_and_imported(rendered, tmp_path):
     src = tmp_path / "user"
     src.mkdir()

@@ -2,7 +2,8 @@
 
 Specs are split into ``shards`` contiguous chunks, each rendered by its own worker process
 (pipeline.detection.render.blender.worker). Annotation ids are assigned afterwards in image-index order,
-so the output does not depend on the shard count.
+so the output does not depend on the shard count, nor on which machine rendered a chunk
+(pipeline.detection.render.shards distributes them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -67,6 +68,11 @@ def _stop(shards: list[_Shard]) -> None:
         s.reader.join(timeout=5)
 
 
+def split(specs: list[dict[str, Any]], shards: int) -> list[list[dict[str, Any]]]:
+    """``specs`` in ``shards`` contiguous chunks of near-equal size (the first ones one shorter)."""
+    return [specs[i * len(specs) // shards:(i + 1) * len(specs) // shards] for i in range(shards)]
+
+
 def render_specs(specs: list[dict[str, Any]], work: Path, shards: int, device: str = "auto",
                  desc: str = "render", stall_timeout_s: float = 600.0, worker: list[str] | None = None) -> None:
     """Run one worker process per shard over ``specs``; raises PipelineError if a worker fails, or kills
@@ -74,7 +80,7 @@ def render_specs(specs: list[dict[str, Any]], work: Path, shards: int, device: s
     ``worker`` is the command that renders one shard file (default: the Blender worker)."""
     shards = max(1, min(shards, len(specs)))
     threads = max(1, (os.cpu_count() or 1) // shards)
-    chunks = [specs[i * len(specs) // shards:(i + 1) * len(specs) // shards] for i in range(shards)]
+    chunks = split(specs, shards)
     running: list[_Shard] = []
     with tqdm(total=len(specs), desc=desc, unit="img") as bar:
         try:
@@ -122,22 +128,26 @@ def composite(rgba: np.ndarray, plate_path: str, spec: dict[str, Any]) -> np.nda
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def assemble(specs: list[dict[str, Any]], work: Path, out: Path, post: PostFn | None = None,
-             info: dict[str, Any] | None = None) -> Coco:
-    """Decode worker outputs into ``out``/images, ``out``/masks and ``out``/coco.json."""
+def assemble(specs: list[dict[str, Any]], work: Path | Mapping[int, Path], out: Path,
+             post: PostFn | None = None, info: dict[str, Any] | None = None) -> Coco:
+    """Decode worker outputs into ``out``/images, ``out``/masks and ``out``/coco.json.
+
+    ``work``: the folder the workers wrote, or a map from spec index to it (shards rendered elsewhere).
+    """
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     images, anns = [], []
     for image_id, spec in enumerate(specs, start=1):
         name = f"{spec['index']:06d}"
-        with Image.open(work / "rgb" / f"{name}.png") as im:
+        src = work if isinstance(work, Path) else work[spec["index"]]
+        with Image.open(src / "rgb" / f"{name}.png") as im:
             rgb = np.asarray(im)
         if spec.get("background"):
             rgb = composite(rgb, spec["background"], spec)
         if post is not None:
             rgb = post(rgb[..., :3], spec)
-        id_rgb = np.asarray(Image.open(work / "id" / f"{name}.png").convert("RGB"))
-        meta = json.loads((work / "meta" / f"{name}.json").read_text())
+        id_rgb = np.asarray(Image.open(src / "id" / f"{name}.png").convert("RGB"))
+        meta = json.loads((src / "meta" / f"{name}.json").read_text())
         mask, new = annotate(spec, id_rgb, meta, image_id, len(anns) + 1)
         save_rgb(out / "images" / f"{name}.png", rgb[..., :3])
         save_mask(out / "masks" / f"{name}.png", mask)
