@@ -45,6 +45,12 @@ def test_real_shards_on_two_workers_merge_to_the_one_worker_bytes(tmp_path):
     assert res.returncode == 2 and res.stderr.strip() == "error: shards: shard 1/2 missing (1 of 2 there)"
     assert not (work / "two").exists()
     shutil.move(tmp_path / "away", work / "shards/1")
+    write_params(work, {"render": {**TINY_RENDER, "shards": 2}, "real": {**real, "seed": 7}})
+    res = run_stage("stages.detection.real", work, "--out", "two", "--merge", "shards")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert res.stderr.startswith("error: shards/0: rendered with other params or code than this merge")
+    # render.shards (processes per machine) is no part of the specs: merged under the first run's value
+    write_params(work, {"render": {**TINY_RENDER, "shards": 1}, "real": real})
     res = run_stage("stages.detection.real", work, "--out", "two", "--merge", "shards")
     assert res.returncode == 0, res.stderr[-1500:]
     one, two = _files(work / "one"), _files(work / "two")
