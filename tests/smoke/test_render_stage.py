@@ -1,18 +1,15 @@
 """Render and real stages on tiny settings: real Blender renders, checked annotations."""
 
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
-import pytest
 
 from pipeline.io.coco import read_coco
 from pipeline.io.images import load_mask, load_rgb
 from pipeline.detection.render.annotate import sphere_box
 from pipeline.detection.render.fisheye import Fisheye
-from tests.conftest import ROOT, run_stage, write_params
+from tests.conftest import run_stage, write_params
 
 
 def test_render_outputs_match_the_data_contract(rendered):
