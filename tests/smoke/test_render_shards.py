@@ -2,7 +2,7 @@
 and the merge is byte-identical to one worker's render (every image, mask and coco.json). ``real`` goes
 through the stage CLI (``--shard K/N --shard-dir``, ``--merge``), ``render`` through the Prefect flow, whose
 ``dvc commit`` leaves the dvc.lock that ``dvc repro`` writes. The merge's checks on stand-in shards are in
-tests/unit/test_render_shards.py."""
+tests/unit/test_render_shard_checks.py."""
 
 import json
 import os
