@@ -53,6 +53,10 @@ def deployments(root: Path) -> list[Spec]:
              "Runs GPU-heavy stages (refine, train_detector, train_gan) for the pipeline flows."),
         Spec("cpu", "pipeline/flows/common.py:run_stages", "cpu", None, {"root": str(root)},
              "Runs stages on the cpu pool."),
+        Spec("cpu", "pipeline/flows/render.py:render_shard_run", "cpu", None, {"root": str(root)},
+             "Renders one shard of a distributed render (render_distributed with executor pools)."),
+        Spec("gpu", "pipeline/flows/render.py:render_shard_run", "gpu", None, {"root": str(root)},
+             "Renders one shard of a distributed render on a GPU worker."),
     ]
 
 

@@ -184,6 +184,7 @@ def test_deployment_on_a_real_prefect_server(proj, tmp_path):
         for domain in GAN_DOMAINS:
             assert f"DEPLOYMENT {domain}/nightly cpu [({DOMAINS[domain].cron!r}, 'UTC')]" in lines
         assert "DEPLOYMENT run-stages/gpu gpu []" in lines
+        assert "DEPLOYMENT render-shard/gpu gpu []" in lines and "DEPLOYMENT render-shard/cpu cpu []" in lines
         flow_run_id = next(line.split()[1] for line in lines if line.startswith("TRIGGERED"))
 
         logs = tmp_path / "workers.log"
