@@ -1,5 +1,6 @@
-"""``python -m pipeline.flows <pipeline> [--set KEY=VALUE ...] [--executor pools]``: run one pipeline's flow once,
-here (the pipelines are those of ``pipeline.domains``; ``--help`` after the name lists the options)."""
+"""``python -m pipeline.flows <pipeline> [--set KEY=VALUE ...] [--executor pools] [--jobs N]``: run one
+pipeline's flow once, here (the pipelines are those of ``pipeline.domains``; ``--help`` after the name lists
+the options)."""
 
 from __future__ import annotations
 

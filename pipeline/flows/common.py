@@ -30,7 +30,7 @@ from prefect.settings import (
 from prefect.tasks import exponential_backoff
 
 from pipeline.errors import PipelineError, cli
-from pipeline.flows import dag
+from pipeline.flows import dag, slots
 from pipeline.params import PARAMS_FILE, load_params
 from pipeline.tracking import log_to_run, pipeline_run
 
@@ -87,28 +87,142 @@ def pool_stage(root: str, address: str, deployment: str = GPU_DEPLOYMENT, share:
     return "ran"
 
 
+def _run_here(root: Path, s: dag.PlannedStage, executor: Executor, share: bool, fresh: set[str]) -> str:
+    """One stage in the orchestrating workspace, or on the gpu pool in its checkout, waiting for it."""
+    if executor == "pools" and s.gpu and s.address not in fresh and not dag.up_to_date(root, [s]):
+        status = pool_stage(str(root), s.address, share=share)
+        if share:  # the worker pushed outputs + run-cache entry: restore them here, updating dvc.lock
+            dvc_stage(str(root), s.address, pull=True)
+        return status
+    if executor == "pools" and s.gpu:  # up to date here: nothing to send to the pool
+        return dvc_stage(str(root), s.address, push=share, up_to_date=True)
+    return dvc_stage(str(root), s.address, pull=share, push=share, up_to_date=s.address in fresh)
+
+
 def run_plan(root: Path, stages: list[dag.PlannedStage], executor: Executor = "local",
-             share: bool = False) -> dict[str, str]:
-    """Run the stages in order, each a task; GPU stages go to the gpu pool when ``executor`` is "pools".
+             share: bool = False, jobs: int = 1, pool_jobs: int | None = None) -> dict[str, str]:
+    """Run the stages, each a task; GPU stages go to the gpu pool when ``executor`` is "pools".
 
     Which stages DVC would skip is decided first, in one repo (``dag.up_to_date``): their tasks report
     "skipped" without reproducing, and a GPU stage is only sent to the pool if DVC sees it changed when
     its turn comes, so the counts are "ran"/"skipped" for pool stages too. With ``share`` a skipped stage
     is still pushed, so workers elsewhere can restore it.
+
+    ``jobs`` 1 (and ``pool_jobs`` 1) runs the stages one after another in plan order. More runs every
+    stage whose upstream stages are done, up to ``jobs`` at once here and ``pool_jobs`` (default ``jobs``)
+    at once on the gpu pool, each in a workspace of its own (``run_concurrently``).
     """
+    pool_jobs = jobs if pool_jobs is None else pool_jobs
+    if jobs < 1 or pool_jobs < 1:
+        raise PipelineError(f"jobs: expected an int >= 1, got {min(jobs, pool_jobs)}")
+    if jobs > 1 or executor == "pools" and pool_jobs > 1:
+        # a stage run in a slot logs to this workspace's MLflow store, as it does when it runs here
+        mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+        with dag.stage_env(MLFLOW_TRACKING_URI=mlflow_uri):
+            return run_concurrently(Path(root), stages, executor, share, jobs, pool_jobs)
     fresh = dag.up_to_date(root, stages)
-    done: dict[str, str] = {}
-    for s in stages:
-        if executor == "pools" and s.gpu and s.address not in fresh and not dag.up_to_date(root, [s]):
-            done[s.address] = pool_stage(str(root), s.address, share=share)
-            if share:  # the worker pushed outputs + run-cache entry: restore them here, updating dvc.lock
-                dvc_stage(str(root), s.address, pull=True)
-        elif executor == "pools" and s.gpu:  # up to date here: nothing to send to the pool
-            done[s.address] = dvc_stage(str(root), s.address, push=share, up_to_date=True)
-        else:
-            done[s.address] = dvc_stage(str(root), s.address, pull=share, push=share,
-                                        up_to_date=s.address in fresh)
-    return done
+    return {s.address: _run_here(root, s, executor, share, fresh) for s in stages}
+
+
+@task(name="dvc-stage-in-slot", task_run_name="{address} in slot {slot}", retries=2,
+      retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.2,
+      retry_condition_fn=_transient)
+def slot_stage(slot_root: str, slot: int, address: str, upstream: list[str], locks: dict[str, str | None],
+               pull: bool = False, deployment: str | None = None) -> str:
+    """Run one stage in a slot (``pipeline.flows.slots``): with ``dvc repro --single-item`` here, or, with
+    ``deployment``, as a flow run of that deployment, which a pool worker on this machine runs in the slot."""
+    start = time.perf_counter()
+    if deployment:
+        slots.sync(Path(slot_root), locks)
+        slots.checkout(Path(slot_root), address, upstream)
+        pool_stage.fn(slot_root, address, deployment)
+    else:
+        slots.run(Path(slot_root), address, upstream, locks, pull=pull)
+    get_run_logger().info("%s ran in slot %d in %.1f s", address, slot, time.perf_counter() - start)
+    return "ran"
+
+
+def run_concurrently(root: Path, stages: list[dag.PlannedStage], executor: Executor, share: bool,
+                     jobs: int, pool_jobs: int) -> dict[str, str]:
+    """Submit every stage whose upstream stages are done, up to ``jobs`` local and ``pool_jobs`` gpu-pool
+    stages at once; each runs in a slot, a git worktree of this workspace (``pipeline.flows.slots``).
+
+    This thread alone touches the orchestrating workspace: it decides what is up to date, and restores
+    each stage a slot (or a worker elsewhere, with ``share``) ran from the run-cache, as ``dvc repro``
+    would, so ``dvc.lock`` ends as after a sequential run (its new entries in plan order). A stage the
+    run-cache cannot bring back (``dag.restorable``) runs here, while the slots carry on. After a failure
+    nothing more starts; the stages running finish, then the first error is raised.
+    """
+    from prefect.futures import as_completed, wait
+
+    fresh = dag.up_to_date(root, stages)
+    movable, cache_dir = dag.restorable(root, stages)
+    snap = slots.snapshot(root, cache_dir)
+    locks = slots.lock_files(root, [s.address for s in stages])
+    before = {lock: dag.lock_keys(root / lock) for lock in locks}
+    limit = {"local": jobs, "pool": pool_jobs}
+    free = list(range(jobs + pool_jobs))
+    pending, done, checked = list(stages), {}, set(fresh)
+    running: dict[Any, tuple[dag.PlannedStage, int | None]] = {}
+    failure: BaseException | None = None
+    try:
+        while failure is None and (pending or running):
+            started = len(pending)
+            ready = [s for s in pending if set(s.upstream) <= done.keys()]
+            # with their upstream stages done, ask DVC once which of the newly ready stages it would skip
+            fresh |= dag.up_to_date(root, [s for s in ready if s.address not in checked])
+            checked |= {s.address for s in ready}
+            for s in ready:
+                kind = _kind(executor, s)
+                if s.address in fresh or s.address not in movable:
+                    done[s.address] = _run_here(root, s, executor, share, fresh)
+                elif sum(_kind(executor, r) == kind for r, _ in running.values()) < limit[kind]:
+                    future, slot = _submit(root, snap, s, kind, share, free, locks)
+                    running[future] = (s, slot)
+                else:
+                    continue
+                pending.remove(s)
+            if len(pending) < started:
+                continue  # stages done here may have made others ready
+            if not running:
+                raise PipelineError(f"no stage can run; left: {[s.address for s in pending]}")
+            future = next(as_completed(list(running)))
+            s, slot = running.pop(future)
+            if slot is not None:
+                free = sorted([*free, slot])
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: BLE001 - raised once the running stages are done
+                failure = exc
+                continue
+            # bring the stage's outputs and dvc.lock entry back here from the run-cache
+            dvc_stage.with_options(task_run_name=f"{s.address} restored")(str(root), s.address, pull=share,
+                                                                           push=share)
+            done[s.address] = "ran"
+    finally:
+        if running:
+            wait(list(running))
+    if failure is not None:
+        raise failure
+    for lock in locks:
+        dag.order_lock(root / lock, before[lock], [s.address.rpartition(":")[2] for s in stages])
+    return {s.address: done[s.address] for s in stages}
+
+
+def _kind(executor: Executor, s: dag.PlannedStage) -> str:
+    return "pool" if executor == "pools" and s.gpu else "local"
+
+
+def _submit(root: Path, snap: slots.Snapshot, s: dag.PlannedStage, kind: str, share: bool, free: list[int],
+            locks: list[Path]) -> tuple[Any, int | None]:
+    """Start one stage: in the lowest free slot, or (a gpu-pool stage with ``share``) on a worker's checkout."""
+    if kind == "pool" and share:  # the worker restores upstream outputs from the remote, pushes its own
+        return pool_stage.submit(str(root), s.address, share=True), None
+    slot = free.pop(0)
+    slot_root = slots.prepare(snap, slot)
+    texts = {str(lock): (root / lock).read_text() if (root / lock).is_file() else None for lock in locks}
+    return slot_stage.submit(str(slot_root), slot, s.address, list(s.upstream), texts, pull=share,
+                             deployment=GPU_DEPLOYMENT if kind == "pool" else None), slot
 
 
 def orchestrate(pipeline: str, root: str, overrides: dict[str, Any] | None, exp_name: str | None, record: bool,
@@ -148,16 +262,19 @@ def orchestrate(pipeline: str, root: str, overrides: dict[str, Any] | None, exp_
 FLOW_PARAMETERS = """``overrides`` are dotted params keys (``{"refine.epochs": 4}``), applied like ``dvc exp run
 --set-param`` and recorded, with the results, as the DVC experiment ``exp_name``. ``executor="pools"`` sends
 GPU stages to the ``gpu`` work pool; ``share`` pulls inputs from and pushes outputs to the default DVC
-remote (workers on other machines)."""
+remote (workers on other machines). ``jobs`` > 1 runs up to that many independent stages at once here, each
+in a git worktree of the project sharing its DVC cache, and ``pool_jobs`` (default ``jobs``) caps the GPU
+stages in flight on the gpu pool."""
 
 
 def pipeline_flow(name: str, final_stages: list[str], summary: str) -> Any:
     """The Prefect flow ``name``: runs ``final_stages`` and everything upstream of them, one DVC stage a task."""
 
     def run(root: str = ".", overrides: dict[str, Any] | None = None, exp_name: str | None = None,
-            executor: Executor = "local", record: bool = True, share: bool = False) -> dict[str, str]:
+            executor: Executor = "local", record: bool = True, share: bool = False, jobs: int = 1,
+            pool_jobs: int | None = None) -> dict[str, str]:
         return orchestrate(name, root, overrides, exp_name, record,
-                           lambda r: run_plan(r, dag.plan(r, final_stages), executor, share))
+                           lambda r: run_plan(r, dag.plan(r, final_stages), executor, share, jobs, pool_jobs))
 
     run.__name__ = run.__qualname__ = name
     run.__doc__ = f"{summary}\n\n{FLOW_PARAMETERS}"
@@ -206,11 +323,18 @@ def flow_cli(run: Callable[..., Any], description: str, extra: Callable[[argpars
         ap.add_argument("--exp-name", default=None)
         ap.add_argument("--executor", choices=["local", "pools"], default="local")
         ap.add_argument("--no-record", action="store_true", help="do not record a DVC experiment")
+        ap.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="independent stages run at once on this machine, each in a git worktree (default 1)")
+        ap.add_argument("--pool-jobs", type=int, default=None, metavar="N",
+                        help="GPU stages in flight at once on the gpu pool with --executor pools (default: --jobs)")
         if extra:
             extra(ap)
         args = vars(ap.parse_args())
         kwargs = {k: v for k, v in args.items() if k not in ("set", "no_record", "exp_name")}
         overrides = parse_set(args["set"]) or None
+        for opt in ("jobs", "pool_jobs"):
+            if args[opt] is not None and args[opt] < 1:
+                raise PipelineError(f"--{opt.replace('_', '-')}: expected an int >= 1, got {args[opt]}")
         dag.check_overrides(dag.check_root(args["root"]), overrides)  # bad params: one line, no flow run
         # without PREFECT_API_URL Prefect starts a temporary server, which needs more than its default
         # 20 s on a busy 2-core machine; its telemetry writer races the first migration on sqlite

@@ -148,6 +148,58 @@ def up_to_date(root: Path | str, stages: list[PlannedStage]) -> set[str]:
             repo.close()
 
 
+def restorable(root: Path | str, stages: list[PlannedStage]) -> tuple[set[str], Path]:
+    """The stages another workspace can run for this one, and this workspace's DVC cache folder.
+
+    A stage run elsewhere comes back through DVC's run-cache, so it qualifies when DVC saves a run-cache
+    entry for it (what ``dvc.stage.cache`` requires): a command, deps and outputs, all local, no ``persist``
+    output, not ``always_changed`` or frozen, and no uncached output other than metrics and plots. The rest
+    (e.g. a ``.dvc`` data source) run in the orchestrating workspace itself.
+    """
+    with _in_dir(root):
+        repo = open_repo(root)
+        try:
+            by_address = {s.addressing: s for s in repo.index.stages}
+            ok = set()
+            for planned in stages:
+                st = by_address.get(planned.address)
+                if st is None or not (st.cmd and st.deps and st.outs) or st.always_changed or st.frozen:
+                    continue
+                if all(d.protocol == "local" and d.def_path for d in st.deps) and all(
+                        o.protocol == "local" and o.def_path and o.is_in_repo and not o.persist
+                        and (o.use_cache or o.is_metric or o.is_plot) for o in st.outs):
+                    ok.add(planned.address)
+            return ok, Path(repo.cache.local_cache_dir).resolve()
+        finally:
+            repo.close()
+
+
+def lock_keys(lock: Path) -> list[str]:
+    """The stage entries of a dvc.lock file, in file order."""
+    try:
+        return list((yaml.safe_load(lock.read_text()) or {}).get("stages", {}))
+    except (OSError, yaml.YAMLError):
+        return []
+
+
+def order_lock(lock: Path, before: list[str], plan_order: list[str]) -> None:
+    """Put the entries a run added to ``lock`` in plan order, after those it had before the run.
+
+    A sequential ``dvc repro`` appends new entries in the order the stages run (the plan's) and updates
+    the others in place; stages finishing at the same time are restored in the order they finish.
+    """
+    from dvc.utils.serialize import modify_yaml
+
+    keys = lock_keys(lock)
+    added = [k for k in plan_order if k in keys and k not in before]
+    if [k for k in keys if k not in before] == added:
+        return
+    with modify_yaml(str(lock)) as data:
+        entries = data["stages"]
+        for k in added:
+            entries[k] = entries.pop(k)
+
+
 def push_stage(root: Path | str, address: str) -> None:
     """Push a stage's outputs and its run-cache entry to the default DVC remote.
 

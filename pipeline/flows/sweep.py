@@ -120,15 +120,22 @@ def run_in_waves(root: Path, stages: list[dag.PlannedStage], names: list[str], e
 def refiner_sweep(configs: list[str] | None = None, grid: dict[str, dict[str, list[Any]]] | None = None,
                   seeds: list[int] | None = None, root: str = ".", overrides: dict[str, Any] | None = None,
                   exp_name: str | None = None, executor: Executor = "local", record: bool = True,
-                  share: bool = False) -> list[dict[str, Any]]:
-    """Train and compare refiner configs: shared stages, one branch per config, then evaluate and report."""
+                  share: bool = False, jobs: int = 1, pool_jobs: int | None = None) -> list[dict[str, Any]]:
+    """Train and compare refiner configs: shared stages, one branch per config, then evaluate and report.
+
+    With ``jobs`` 1 the branches run one after another, each a subflow; with more, every stage whose upstream
+    stages are done runs at once with others, up to ``jobs`` (``run_plan``'s scheduler, no subflows)."""
     root_path = dag.check_root(root)
     names, sweep = sweep_overrides(root_path, list(configs or []), grid, seeds)
 
     table: list[dict[str, Any]] = []
 
     def body(r: Path) -> dict[str, str]:
-        done = run_in_waves(r, dag.plan(r, list(DOMAINS["detection"].final_stages)), names, executor, share)
+        planned = dag.plan(r, list(DOMAINS["detection"].final_stages))
+        if jobs > 1 or executor == "pools" and (pool_jobs or 1) > 1:
+            done = run_plan(r, planned, executor, share, jobs, pool_jobs)
+        else:
+            done = run_in_waves(r, planned, names, executor, share)
         # the runs behind the sweep's results, read before the workspace's params are put back
         runs, _ = workspace_runs("detection", r)
         table.extend(refiner_table(runs, stages=[f"train_detector@{s}" for s in ["S", "R", *names]]))

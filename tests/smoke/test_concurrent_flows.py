@@ -1,0 +1,129 @@
+"""Independent stages run at the same time (``run_plan(jobs=2)``), each in a slot workspace, and end as a
+sequential run ends: same dvc.lock, same outputs, nothing left for ``dvc repro``. Real DVC, real Prefect API."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.flows import dag
+from pipeline.flows.common import run_plan
+
+BIN = str(Path(sys.executable).parent)
+
+# sleeps, writes its inputs + its name + the params value, and records when it ran (outside the workspace)
+SCRIPT = textwrap.dedent("""
+    import json, os, sys, time, yaml
+    from pipeline.errors import PipelineError, cli
+
+    @cli
+    def main():
+        name, out, deps = sys.argv[1], sys.argv[2], sys.argv[3:]
+        start = time.time()
+        if os.environ.get("FAIL_STAGE") == name:
+            raise PipelineError(f"stage {name}: told to fail")
+        n = yaml.safe_load(open("params.yaml"))["tiny"]["n"]
+        time.sleep({"a": 2.5, "b": 1.5, "c": 1.5}.get(name, 0))  # b ends first: dvc.lock entries get reordered
+        text = "".join(open(d).read() for d in deps) + f"{name}:{n}\\n"
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        open(out, "w").write(text)
+        with open(os.path.join(os.environ["TIMES_DIR"], name + ".json"), "w") as fh:
+            json.dump([start, time.time()], fh)
+
+    main()
+""")
+
+STAGES = {"a": [], "b": [], "c": [], "d": ["a", "b", "c"]}
+
+
+def _project(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "step.py").write_text(SCRIPT)
+    (root / "params.yaml").write_text("tiny:\n  n: 1\n")
+    stages = {n: {"cmd": f"python step.py {n} out/{n}.txt " + " ".join(f"out/{d}.txt" for d in deps),
+                  "deps": ["step.py", *[f"out/{d}.txt" for d in deps]], "params": ["tiny.n"],
+                  "outs": [f"out/{n}.txt"]} for n, deps in STAGES.items()}
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    (root / ".gitignore").write_text("/out/\n")
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.org"],
+                ["git", "config", "user.name", "test"], [f"{BIN}/dvc", "init", "-q"],
+                ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=root, check=True)
+    # an uncommitted change, as a flow's params override is: the slots must run with it
+    (root / "params.yaml").write_text("tiny:\n  n: 7\n")
+    return root
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("TIMES_DIR", str(tmp_path))
+    return tmp_path
+
+
+def _run(root: Path, jobs: int) -> tuple[dict[str, str], float]:
+    from prefect import flow
+
+    @flow
+    def tiny():
+        return run_plan(root, dag.plan(root, ["d"]), jobs=jobs)
+
+    start = time.perf_counter()
+    state = tiny(return_state=True)
+    assert state.is_completed(), state.message
+    return state.result(), time.perf_counter() - start
+
+
+def _interval(tmp_path: Path, name: str) -> tuple[float, float]:
+    return tuple(json.loads((tmp_path / f"{name}.json").read_text()))
+
+
+def test_independent_stages_overlap_and_end_as_a_sequential_run(env, prefect_harness):
+    seq = _project(env / "seq")
+    done, seq_s = _run(seq, jobs=1)
+    assert done == {s: "ran" for s in STAGES}
+    seq_times = {s: _interval(env, s) for s in "ab"}
+    assert seq_times["a"][1] <= seq_times["b"][0]  # one after another
+
+    par = _project(env / "par")
+    done, par_s = _run(par, jobs=2)
+    assert done == {s: "ran" for s in STAGES}
+    (a0, a1), (b0, b1) = _interval(env, "a"), _interval(env, "b")
+    assert a0 < b1 and b0 < a1, "a and b did not run at the same time"
+    print(f"\nsequential {seq_s:.1f} s, jobs=2 {par_s:.1f} s")
+
+    assert (par / "dvc.lock").read_text() == (seq / "dvc.lock").read_text()
+    for s in STAGES:
+        assert (par / f"out/{s}.txt").read_bytes() == (seq / f"out/{s}.txt").read_bytes()
+    assert (par / "out/d.txt").read_text() == "a:7\nb:7\nc:7\nd:7\n"  # the uncommitted params
+    out = subprocess.run([f"{BIN}/dvc", "repro"], cwd=par, capture_output=True, text=True)
+    assert out.returncode == 0 and "Running stage" not in out.stdout, out.stdout
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=par, capture_output=True,
+                          text=True).stdout.split() == ["M", "params.yaml", "??", "dvc.lock"]
+
+    # again with nothing changed: nothing runs, in no slot
+    (env / "a.json").unlink()
+    done, _ = _run(par, jobs=2)
+    assert done == {s: "skipped" for s in STAGES} and not (env / "a.json").exists()
+
+
+def test_a_stage_error_in_a_slot_is_the_flow_message(env, prefect_harness, monkeypatch):
+    root = _project(env / "fails")
+    monkeypatch.setenv("FAIL_STAGE", "b")
+    from prefect import flow
+
+    @flow
+    def tiny():
+        return run_plan(root, dag.plan(root, ["d"]), jobs=2)
+
+    state = tiny(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(dag.StageFailed, match=r"^b: stage b: told to fail$"):
+        state.result()
+    assert not (root / "out/d.txt").exists()
