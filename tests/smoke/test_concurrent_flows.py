@@ -127,3 +127,38 @@ def test_a_stage_error_in_a_slot_is_the_flow_message(env, prefect_harness, monke
     with pytest.raises(dag.StageFailed, match=r"^b: stage b: told to fail$"):
         state.result()
     assert not (root / "out/d.txt").exists()
+
+
+def test_gpu_stages_in_flight_together_run_in_slots(env, prefect_harness, monkeypatch):
+    """executor="pools", pool_jobs=2, no worker: the gpu deployment is faked by a process that runs the stage
+    where the flow run's ``root`` says, as a pool worker on this machine would (a slot, not the workspace)."""
+    from tests.smoke.test_flows import make_project
+
+    root = make_project(env / "pools", {"a": [], "refine": ["a"], "train_detector": ["a"]})
+    sent: list[tuple[str, float, float]] = []
+
+    def run_deployment(name, timeout=None, parameters=None):
+        from types import SimpleNamespace
+
+        from prefect.states import Completed
+
+        start = time.time()
+        subprocess.run([f"{BIN}/dvc", "repro", "--single-item", *parameters["stages"]], cwd=parameters["root"],
+                       check=True, capture_output=True)
+        sent.append((parameters["root"], start, time.time()))
+        return SimpleNamespace(name="fake-gpu-run", state=Completed())
+
+    monkeypatch.setattr("prefect.deployments.run_deployment", run_deployment)
+    from prefect import flow
+
+    @flow
+    def pools():
+        return run_plan(root, dag.plan(root, ["refine", "train_detector"]), executor="pools", jobs=1, pool_jobs=2)
+
+    assert pools() == {"a": "ran", "refine": "ran", "train_detector": "ran"}
+    (root1, s1, e1), (root2, s2, e2) = sent
+    assert root1 != root2 and all("/.dvc/tmp/slots/" in p for p in (root1, root2)), sent
+    assert s1 < e2 and s2 < e1, "the two gpu-pool runs were not in flight together"
+    assert (root / "out/refine.txt").read_text() == "a:1\nrefine:1\n"
+    status = subprocess.run([f"{BIN}/dvc", "status", "--json"], cwd=root, capture_output=True, text=True)
+    assert json.loads(status.stdout) == {}
