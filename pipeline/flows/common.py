@@ -158,7 +158,7 @@ def run_concurrently(root: Path, stages: list[dag.PlannedStage], executor: Execu
     fresh = dag.up_to_date(root, stages)
     movable, cache_dir = dag.restorable(root, stages)
     snap = slots.snapshot(root, cache_dir)
-    locks = slots.lock_files(root, [s.address for s in stages])
+    locks = slots.lock_files([s.address for s in stages])
     before = {lock: dag.lock_keys(root / lock) for lock in locks}
     limit = {"local": jobs, "pool": pool_jobs}
     free = list(range(jobs + pool_jobs))

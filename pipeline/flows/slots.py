@@ -105,7 +105,7 @@ def _share_cache(snap: Snapshot, slot_root: Path) -> None:
         conf["cache"]["dir"] = str(snap.cache_dir)
 
 
-def lock_files(root: Path, addresses: list[str]) -> list[Path]:
+def lock_files(addresses: list[str]) -> list[Path]:
     """The ``dvc.lock`` files (relative to the DVC root) of the given stages' ``dvc.yaml`` files."""
     out = []
     for a in addresses:
