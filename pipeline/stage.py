@@ -14,8 +14,9 @@ from pipeline.params import Params, load_params
 from pipeline.tracking import METRICS_TAG, StageRun, file_md5, mlflow_key, stage_run
 
 
-def parse_paths(*names: str, extra: tuple[str, ...] = ()) -> argparse.Namespace:
-    """Parse ``--name PATH`` arguments (paths live only in dvc.yaml) plus string options in ``extra``."""
+def stage_parser(*names: str, extra: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """``--name PATH`` arguments (paths live only in dvc.yaml), string options in ``extra``, and every stage's
+    ``--metrics`` (the full results) and ``--headline`` (the few numbers ``dvc metrics show`` prints)."""
     ap = argparse.ArgumentParser()
     for n in names:
         ap.add_argument(f"--{n}", type=Path, required=True)
@@ -24,7 +25,12 @@ def parse_paths(*names: str, extra: tuple[str, ...] = ()) -> argparse.Namespace:
     ap.add_argument("--metrics", type=Path, default=None)
     ap.add_argument("--headline", type=Path, default=None,
                     help="also write the stage's few headline numbers here (pipeline.headline), flat")
-    return ap.parse_args()
+    return ap
+
+
+def parse_paths(*names: str, extra: tuple[str, ...] = ()) -> argparse.Namespace:
+    """Parse a stage's command line (``stage_parser``)."""
+    return stage_parser(*names, extra=extra).parse_args()
 
 
 def numeric_leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:

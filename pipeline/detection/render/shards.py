@@ -54,12 +54,12 @@ def parse_shard(text: str) -> Shard:
 
 
 def stage_args() -> argparse.Namespace:
-    """The arguments of a render stage (``render``, ``real``): ``--out`` and ``--metrics`` as every stage,
-    and either ``--shard K/N --shard-dir DIR`` (render one shard there, write nothing else) or
+    """The arguments of a render stage (``render``, ``real``): ``--out``, ``--metrics`` and ``--headline`` as
+    every stage, and either ``--shard K/N --shard-dir DIR`` (render one shard there, write nothing else) or
     ``--merge DIR`` (assemble the shards in DIR into ``--out``)."""
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--metrics", type=Path, default=None)
+    from pipeline.stage import stage_parser
+
+    ap = stage_parser("out")
     ap.add_argument("--shard", type=str, default=None, metavar="K/N", help="render shard K of N only")
     ap.add_argument("--shard-dir", type=Path, default=None, help="where --shard writes its folder K")
     ap.add_argument("--merge", type=Path, default=None, metavar="DIR", help="assemble the shards in DIR")
