@@ -23,7 +23,8 @@ from torchvision.ops import box_iou
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.detection.detector.sets import DetectionData, load_samples, training_data  # noqa: E402
+from pipeline.detection.detector.data import DetectionData, training_data  # noqa: E402
+from pipeline.detection.detector.sets import load_samples  # noqa: E402
 from pipeline.detection.detector.squeezedet import SqueezeDet, kmeans_anchors  # noqa: E402
 from pipeline.detection.detector.training import fit, predict_data, score_split  # noqa: E402
 from pipeline.metrics.detection import best_threshold  # noqa: E402

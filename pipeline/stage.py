@@ -75,8 +75,9 @@ def execute(pipeline: str, stage: str, section: str | Callable[[Params], Any],
 
 
 def run_name(variant: str, seed: int) -> str:
-    """The name of one training run of a GAN variant: ``<variant>-<seed>`` (its DVC stage is
-    ``<domain>_train_gan@<variant>-<seed>``, its folder ``<gans>/<variant>-<seed>``)."""
+    """The name of one training run of a GAN variant or detector set: ``<name>-<seed>`` (its DVC stage is
+    ``<domain>_train_gan@<variant>-<seed>`` or ``train_detector@<set>-<seed>``, its folder
+    ``<gans>/<variant>-<seed>`` or ``data/detectors/<set>-<seed>``)."""
     return f"{variant}-{seed}"
 
 

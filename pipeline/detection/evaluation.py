@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from pipeline.detection.detector.sets import DetectionData, load_samples
+from pipeline.detection.detector.data import DetectionData
+from pipeline.detection.detector.sets import load_samples
 from pipeline.detection.params import LOSS_TERMS, parse_set
 from pipeline.errors import PipelineError
 from pipeline.io.images import load_rgb
@@ -27,15 +28,11 @@ from pipeline.metrics.distances import feature_distance, fid_kid
 from pipeline.metrics.stats import diff_ci, mean_ci, regression
 from pipeline.detection.detector.squeezedet import SqueezeDet
 from pipeline.detection.detector.training import predict_data
+from pipeline.stage import run_name as run_key
 from pipeline.train.device import DeviceSetup
 
 FEATURE_SPACE = "squeezedet_R"  # pooled fire11 features of the detector trained on R_train
 SUMMARY_KEYS = ("test_f1", "test_precision", "test_recall", "test_ap50", "test_map", "val_f1", "train_images")
-
-
-def run_key(set_name: str, seed: int) -> str:
-    """The suffix DVC gives the matrix instance ``train_detector@<set>-<seed>`` (also its folder name)."""
-    return f"{set_name}-{seed}"
 
 
 def read_run_metrics(folder: Path, sets: Sequence[str], seeds: Sequence[int]) -> dict[str, dict[str, float]]:

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipeline.detection.detector.sets import REAL, SYNTHETIC, parse_phases
+from pipeline.detection.params import REAL, SYNTHETIC, parse_phases
 from pipeline.io.images import load_rgb
 from pipeline.detection.predictions import read_predictions
 from pipeline.detection.plots import draw_detections

@@ -11,10 +11,9 @@ import numpy as np
 
 from pipeline.detection import report as rp
 from pipeline.errors import PipelineError, cli
-from pipeline.detection.evaluation import run_key
 from pipeline.io.atomic import atomic_dir, write_csv_atomic
 from pipeline.params import Params
-from pipeline.stage import execute, parse_paths
+from pipeline.stage import execute, parse_paths, run_name as run_key
 
 
 def _load(path: Path):

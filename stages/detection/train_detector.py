@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.detection.detector.sets import DetectionData, load_phases, load_samples, parse_set, training_data
+from pipeline.detection.detector.data import DetectionData, training_data
+from pipeline.detection.detector.sets import load_phases, load_samples, parse_set
 from pipeline.errors import PipelineError, cli
 from pipeline.io.atomic import atomic_dir, write_csv_atomic, write_json_atomic
 from pipeline.detection.predictions import predictions_json

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.detection.detector.sets import (DetectionData, Part, PatchData, compose, load_phases, load_samples, load_set,
-                                              materialise, parse_phases, parse_set)
+from pipeline.detection.detector.data import DetectionData, PatchData
+from pipeline.detection.detector.sets import (Part, compose, load_phases, load_samples, load_set, materialise,
+                                              parse_phases, parse_set)
 from pipeline.errors import PipelineError
 from pipeline.params import parse_params
 from tests.conftest import write_box_dataset

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.detection.detector.sets import DetectionData, load_samples
+from pipeline.detection.detector.data import DetectionData
+from pipeline.detection.detector.sets import load_samples
 from pipeline.metrics.detection import best_threshold, prf1
 from pipeline.detection.detector.squeezedet import SqueezeDet, kmeans_anchors
 from pipeline.detection.params import TrainDetectorParams

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from pipeline.detection.detector.sets import DetectionData, load_samples, training_data
+from pipeline.detection.detector.data import DetectionData, training_data
+from pipeline.detection.detector.sets import load_samples
 from pipeline.detection.detector.squeezedet import SqueezeDet, kmeans_anchors
 from pipeline.detection.detector.training import fit, predict_data
 from pipeline.metrics.detection import best_threshold

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.detection.detector.sets import DetectionData, loader
+from pipeline.detection.detector.data import DetectionData, loader
 from pipeline.errors import PipelineError
 from pipeline.metrics.detection import best_threshold, coco_ap, prf1
 from pipeline.detection.detector.squeezedet import SqueezeDet, decode, encode
