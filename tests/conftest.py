@@ -168,3 +168,15 @@ def bomb_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
                      + chunk(b"IEND", b""))
     return path
+
+
+def stop_processes(procs: list[subprocess.Popen], grace: float = 20) -> None:
+    """Terminate servers and workers a test started, then kill any still running after ``grace`` seconds."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

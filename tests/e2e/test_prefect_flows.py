@@ -20,7 +20,7 @@ from pipeline.domains import DOMAINS
 from pipeline.flows import dag
 from pipeline.flows.pipelines import FLOWS
 from pipeline.flows.sweep import refiner_sweep
-from tests.conftest import scratch_project
+from tests.conftest import scratch_project, stop_processes
 
 FINAL_STAGES = list(DOMAINS["detection"].final_stages)
 detection = FLOWS["detection"]
@@ -219,10 +219,4 @@ def test_deployment_on_a_real_prefect_server(proj, tmp_path):
         assert parent.data.metrics["stages_ran"] == len(gpu_stages) + 2
         assert parent.data.metrics["stages_skipped"] == len(planned) - len(gpu_stages) - 2
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import stop_processes
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = str(Path(sys.executable).parent)
 
@@ -132,11 +134,4 @@ def test_cron_deployment_is_scheduled_and_a_worker_completes_a_run(tmp_path):
         if errors := _server_errors(server_log):
             pytest.fail("the server logged an error:\n" + errors)
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs[::-1])  # workers before the server

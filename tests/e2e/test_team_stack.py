@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import stop_processes
+
 from pipeline.stack.servers import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,14 +222,7 @@ def test_team_stack_serves_two_concurrent_workers(tmp_path, tmp_path_factory):
         md5 = {s: hashlib.md5(text.encode()).hexdigest() for s, text in outs.items()}
         assert pushed == sorted(f"files/md5/{h[:2]}/{h[2:]}" for h in md5.values())
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs)
         down = _run([sys.executable, "-m", "pipeline.stack", "down", "--dir", str(state)], env=base_env, timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
     assert down.stdout.split() == ["mlflow", "stopped", "prefect", "stopped", "postgres", "stopped"]
