@@ -78,7 +78,8 @@ def evaluate(p: SensorClassifyParams, train: WindowSet, test: WindowSet, zs: ZSc
                  "diversity": diversity(train.x, train.y, zs), "diversity_all": diversity(train.x, None, zs)},
         "reference": {  # what "indistinguishable" looks like: real test against real train
             "psd_distance": psd_distance(test.x, train.x, rate_hz)[0],
-            "discriminative": discriminative_score(train.x, test.x, min(p.minirocket_kernels, 1000), p.seed),
+            "discriminative": discriminative_score(train.x, test.x, min(p.minirocket_kernels, 1000), p.seed,
+                                                   train.source, test.source),
             "diversity_ratio": diversity(test.x, test.y, zs) / diversity(train.x, train.y, zs)},
         "runs": {}}
     out["trtr"] = {"ours": out["real"]["accuracy"], "minirocket": out["real"]["minirocket_accuracy"]}
@@ -94,7 +95,10 @@ def evaluate(p: SensorClassifyParams, train: WindowSet, test: WindowSet, zs: ZSc
                                                                         p.seed), test.x, test.y)}
         row["psd_distance"], per = psd_distance(gen.x, train.x, rate_hz)
         row["psd_distance_per_channel"] = per
-        row["discriminative"] = discriminative_score(test.x, gen.x, min(p.minirocket_kernels, 1000), p.seed)
+        # real windows grouped by recording (overlapping windows of one recording stay in one fold); each
+        # generated window is drawn on its own
+        row["discriminative"] = discriminative_score(test.x, gen.x, min(p.minirocket_kernels, 1000), p.seed,
+                                                     real_groups=test.source)
         row["diversity"] = diversity(gen.x, gen.y if gen.conditional else None, zs)
         row["diversity_ratio"] = row["diversity"] / out["real"]["diversity" if gen.conditional else "diversity_all"]
         out["runs"][name] = row
