@@ -32,7 +32,7 @@ def build(v: GanVariant, channels: int, length: int, n_classes: int,
     # d_norm "spectral" replaces batch norm (SNGAN); a WGAN-GP critic never has batch norm
     d = Discriminator1D(channels, length, v.ndf, k,
                         norm="batch" if v.d_norm == "batch" and v.loss != "wgan-gp" else "none",
-                        spectral=v.d_norm == "spectral", mbstd=v.mbstd)
+                        spectral=v.d_norm == "spectral", mbstd=v.mbstd, standardised=v.d_standardised)
     init_normal(g)
     init_normal(d)
     return g, d
@@ -50,7 +50,8 @@ def train(p: SensorTrainGanParams, v: GanVariant, seed: int, train_set: WindowSe
     if v.augment:  # D sees real and generated windows through the same random augmentation
         d = AugmentedDiscriminator(d, v.augment)
     family = LatentGanFamily(g, d, v.latent_dim, v.loss, v.conditional, v.gp_weight,
-                             diversity_sensitive=v.diversity_sensitive)
+                             diversity_sensitive=v.diversity_sensitive, feature_matching=v.feature_matching,
+                             spectrum_matching=v.spectrum_matching)
     cfg = train_config(p, v, seed, epochs=v.epochs, batch_size=v.batch_size, optimizer_G=v.optimizer_G,
                        optimizer_D=v.optimizer_D, ema=v.ema)
     x = torch.as_tensor(scaler.transform(train_set.x), dtype=torch.float32)

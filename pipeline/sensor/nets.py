@@ -124,14 +124,31 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, s.repeat(g).view(b, 1, 1).expand(b, 1, t)], dim=1)
 
 
+class StandardisedView(nn.Module):
+    """Appends each channel standardised over the window's time, (x − mean) / (std + eps): a quiet window
+    (standing still, a few hundredths of the [-1, 1] range) shows its shape at the scale of a loud one.
+    (B, C, T) → (B, 2C, T)."""
+
+    def __init__(self, eps: float = 0.01) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(dim=-1, keepdim=True)
+        return torch.cat([x, centred / (centred.std(dim=-1, keepdim=True) + self.eps)], dim=1)
+
+
 class Discriminator1D(nn.Module):
     """window (B, channels, length) [+ y] → logit (B,). ``norm``: batch (DCGAN) or none (WGAN-GP critic);
     ``spectral``: spectral normalisation on every weight layer; ``mbstd``: a minibatch-std channel before
-    the last block."""
+    the last block; ``standardised``: D also sees every channel standardised per window
+    (``StandardisedView``)."""
 
     def __init__(self, channels: int, length: int, ndf: int = 32, n_classes: int = 0, norm: str = "batch",
-                 spectral: bool = False, mbstd: bool = False) -> None:
+                 spectral: bool = False, mbstd: bool = False, standardised: bool = False) -> None:
         super().__init__()
+        view = [StandardisedView()] if standardised else []
+        channels = channels * (2 if standardised else 1)
         sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
 
         def block(cin: int, cout: int, groups: int = 1, bn: bool = True) -> list[nn.Module]:
@@ -142,7 +159,7 @@ class Discriminator1D(nn.Module):
 
         per = max(1, ndf // channels)
         self.features = nn.Sequential(
-            *block(channels, channels * per, groups=channels, bn=False),     # each axis on its own
+            *view, *block(channels, channels * per, groups=channels, bn=False),     # each axis on its own
             *block(channels * per, channels * per, groups=channels),
             *block(channels * per, ndf * 2),
             *([MinibatchStd()] if mbstd else []), *block(ndf * 2 + int(mbstd), ndf * 4),

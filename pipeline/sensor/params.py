@@ -52,9 +52,13 @@ class GanVariant:
     g_noise: bool = _c(False)  # G adds white noise with a learned per-step scale after tanh (nets.Generator1D)
     d_norm: str = _c("batch", choices=("batch", "none", "spectral"))  # D's normalisation (a WGAN-GP critic: none)
     mbstd: bool = _c(False)  # a minibatch-std channel in D (it sees a batch of look-alikes)
+    d_standardised: bool = _c(False)  # D also sees each window standardised per channel (nets.StandardisedView)
     augment: list[str] = augment_policies(WINDOW_AUGMENTS)
     ema: float = _c(0.0, *EMA_DECAY)
     diversity_sensitive: float = _c(0.0, *NONNEG)  # DSGAN's diversity reward on G (pipeline.train.gan); 0: off
+    # G's batch statistics against the real batch's, per class (pipeline.train.gan); 0: off
+    feature_matching: float = _c(0.0, *NONNEG)   # mean D features (D.features)
+    spectrum_matching: float = _c(0.0, *NONNEG)  # log mean power spectrum along time
     epochs: int = _c(40, *POS)
     batch_size: int = _c(32, *POS)
 

@@ -12,6 +12,12 @@ the same conditions: ``mode_seeking`` > 0 adds MSGAN's ``mode_seeking / (ratio +
 ``diversity_sensitive`` > 0 adds DSGAN's linear reward ``−diversity_sensitive × ratio`` (Yang et al. 2019,
 without its clipping). Their scales differ: on the sensor's tiny-set test MSGAN at 1.0 overpowered the
 adversarial loss, and DSGAN at 1.0 fitted it.
+
+Two more terms pull G's batch statistics toward the real batch's, class by class (one class when
+unconditional): ``feature_matching`` > 0 adds the squared distance between the mean D features
+(``D.features``) of real and generated samples (Salimans et al. 2016), ``spectrum_matching`` > 0 the mean
+absolute difference of their log mean power spectra along the last axis (``class_log_spectra``), so
+that G keeps the real band energies a time-series classifier reads (e.g. MiniRocket's dilated kernels).
 """
 
 from __future__ import annotations
@@ -35,12 +41,14 @@ class LatentGanFamily:
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_dim: int, loss: str = "bce",
                  conditional: bool = False, gp_weight: float = 10.0, mode_seeking: float = 0.0,
-                 diversity_sensitive: float = 0.0) -> None:
+                 diversity_sensitive: float = 0.0, feature_matching: float = 0.0,
+                 spectrum_matching: float = 0.0) -> None:
         if loss not in ("bce", "hinge", "wgan-gp"):
             raise ValueError(f"unknown GAN loss {loss!r}")
         self.G, self.D, self.latent_dim = generator, discriminator, latent_dim
         self.loss, self.conditional, self.gp_weight = loss, conditional, gp_weight
         self.mode_seeking, self.diversity_sensitive = mode_seeking, diversity_sensitive
+        self.feature_matching, self.spectrum_matching = feature_matching, spectrum_matching
 
     def modules(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -66,6 +74,27 @@ class LatentGanFamily:
         logs["G_ms_ratio"] = float(ratio.detach())
         return self.mode_seeking / (ratio + 1e-5) - self.diversity_sensitive * ratio
 
+    def matching_terms(self, batch: Batch, fake: torch.Tensor, logs: dict[str, float]) -> torch.Tensor:
+        """The feature- and spectrum-matching terms of ``fake`` against the real batch, per class (0 when
+        both are off); logs each as ``G_fm`` / ``G_spec``. Real statistics carry no gradient."""
+        total = fake.new_zeros(())
+        if self.feature_matching <= 0 and self.spectrum_matching <= 0:
+            return total
+        real, y = batch["x"], self._labels(batch)
+        if self.feature_matching > 0:
+            with torch.no_grad():
+                f_real = self.D.features(real)
+            fm = ((class_means(f_real, y) - class_means(self.D.features(fake), y)) ** 2).mean()
+            logs["G_fm"] = float(fm.detach())
+            total = total + self.feature_matching * fm
+        if self.spectrum_matching > 0:
+            with torch.no_grad():
+                s_real = class_log_spectra(real, y)
+            spec = (s_real - class_log_spectra(fake, y, floor_of=real)).abs().mean()
+            logs["G_spec"] = float(spec.detach())
+            total = total + self.spectrum_matching * spec
+        return total
+
     def fresh_fakes(self, batch: Batch) -> Batch:
         return {"fake": self._fake(batch).detach()}
 
@@ -77,7 +106,8 @@ class LatentGanFamily:
         else:
             loss = -out.mean()
         logs = {"G_adv": float(loss.detach())}
-        return loss + self.diversity_terms(batch, fake, logs), logs, {"fake": fake}
+        loss = loss + self.diversity_terms(batch, fake, logs) + self.matching_terms(batch, fake, logs)
+        return loss, logs, {"fake": fake}
 
     def discriminator_loss(self, batch: Batch, fakes: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         real, fake, y = batch["x"], fakes["fake"], self._labels(batch)
@@ -94,6 +124,25 @@ class LatentGanFamily:
             logs["gp"] = float(gp.detach())
             loss = d_fake.mean() - d_real.mean() + self.gp_weight * gp
         return loss, logs
+
+
+def class_means(f: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``f`` (B, ...) over the batch for each class in ``y`` (B,) that occurs, in class order,
+    stacked (K, ...); ``y`` None: one group, (1, ...)."""
+    if y is None:
+        return f.mean(dim=0, keepdim=True)
+    return torch.stack([f[y == c].mean(dim=0) for c in torch.unique(y)])
+
+
+def class_log_spectra(x: torch.Tensor, y: torch.Tensor | None, floor_of: torch.Tensor | None = None,
+                      floor: float = 1e-3) -> torch.Tensor:
+    """Per class (``class_means``), log of the mean power spectrum |rfft|² along the last axis of ``x``
+    (B, ..., T), (K, ..., T // 2 + 1). Before the log each class and channel gets a floor of ``floor`` × its
+    mean power over frequencies in ``floor_of`` (default ``x``), so that bins far below the signal (an
+    empty band) do not dominate, while a quiet class (standing still) is judged on its own scale."""
+    p = class_means(torch.fft.rfft(x.float(), dim=-1).abs() ** 2, y)
+    ref = p if floor_of is None else class_means(torch.fft.rfft(floor_of.float(), dim=-1).abs() ** 2, y)
+    return torch.log(p + floor * ref.detach().mean(dim=-1, keepdim=True))
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,

@@ -73,3 +73,67 @@ def test_discriminator_options():
     same = MinibatchStd()(torch.ones(8, 4, 10))
     assert same.shape == (8, 5, 10) and float(same[:, -1].abs().max()) < 1e-3  # identical windows: std 0
     assert float(MinibatchStd()(torch.randn(8, 4, 10))[:, -1].mean()) > 0.5
+
+
+def _two_class_batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    data = _sines(n, np.random.default_rng(2))
+    return torch.as_tensor(data.x, dtype=torch.float32), torch.as_tensor(data.y)
+
+
+def test_spectrum_matching_is_zero_on_real_windows_and_pulls_noise_to_each_class_band():
+    from pipeline.train.gan import LatentGanFamily
+
+    x, y = _two_class_batch()
+    fam = LatentGanFamily(torch.nn.Identity(), torch.nn.Identity(), 4, "hinge", conditional=True,
+                          spectrum_matching=1.0)
+    batch = {"x": x, "y": y}
+    assert float(fam.matching_terms(batch, x, {})) == pytest.approx(0.0, abs=1e-6)
+    # per class: the same windows under swapped labels do not match
+    i0, i1 = torch.nonzero(y == 0).squeeze(1), torch.nonzero(y == 1).squeeze(1)
+    swapped = x.clone()
+    swapped[i0], swapped[i1] = x[i1], x[i0]
+    assert float(fam.matching_terms(batch, swapped, {})) > 0.5
+    fake = torch.nn.Parameter(0.1 * torch.randn_like(x))
+    opt = torch.optim.Adam([fake], lr=0.02)
+    start = float(fam.matching_terms(batch, fake, {}))
+    logs: dict[str, float] = {}
+    for _ in range(300):
+        opt.zero_grad()
+        fam.matching_terms(batch, fake, logs).backward()
+        opt.step()
+    assert logs["G_spec"] < 0.2 * start
+    got = _cycles(fake.detach().numpy())
+    assert (got == np.where(y.numpy() == 0, 2, 5)).mean() >= 0.9, got
+
+
+def test_feature_matching_compares_mean_d_features_per_class():
+    from pipeline.train.gan import LatentGanFamily
+
+    torch.manual_seed(0)
+    x, y = _two_class_batch()
+    d = Discriminator1D(3, L, ndf=8, n_classes=2, norm="none", spectral=True)
+    fam = LatentGanFamily(torch.nn.Identity(), d, 4, "hinge", conditional=True, feature_matching=1.0)
+    batch = {"x": x, "y": y}
+    logs: dict[str, float] = {}
+    assert float(fam.matching_terms(batch, x[torch.randperm(len(x))].clone(), logs)) > 0  # classes mixed up
+    same = x[torch.cat([torch.flip(torch.nonzero(y == c).squeeze(1), [0]) for c in (0, 1)])]
+    order = torch.cat([torch.nonzero(y == c).squeeze(1) for c in (0, 1)])
+    # the same windows of each class in another order: the class means agree
+    assert float(fam.matching_terms({"x": x[order], "y": y[order]}, same, logs)) == pytest.approx(0.0, abs=1e-6)
+    fake = torch.nn.Parameter(torch.zeros_like(x))
+    assert float(fam.matching_terms(batch, fake, {})) > 0 and "G_fm" in logs
+    fam.matching_terms(batch, fake, {}).backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
+
+
+def test_standardised_view_shows_a_quiet_window_at_the_scale_of_a_loud_one():
+    from pipeline.sensor.nets import StandardisedView
+
+    x = torch.as_tensor(_sines(4, np.random.default_rng(3)).x, dtype=torch.float32)
+    quiet, loud = StandardisedView()(0.05 * x + 0.3), StandardisedView()(x)
+    assert quiet.shape == (4, 6, L) and torch.equal(quiet[:, :3], 0.05 * x + 0.3)
+    # the same shape (cosine ~1) at a comparable scale: eps = 0.01 against a std of 0.02-0.07
+    assert float(torch.nn.functional.cosine_similarity(quiet[:, 3:], loud[:, 3:], dim=-1).min()) > 0.999
+    assert float(quiet[:, 3:].std(dim=-1).min()) > 0.6 and float((0.05 * x).std()) < 0.1
+    d = Discriminator1D(3, L, ndf=8, n_classes=2, norm="none", spectral=True, standardised=True)
+    assert d(x, torch.arange(4) % 2).shape == (4,)
