@@ -95,7 +95,7 @@ def test_spectrum_matching_is_zero_on_real_windows_and_pulls_noise_to_each_class
     assert float(fam.matching_terms(batch, swapped, {})) > 0.5
     fake = torch.nn.Parameter(0.1 * torch.randn_like(x))
     opt = torch.optim.Adam([fake], lr=0.02)
-    start = float(fam.matching_terms(batch, fake, {}))
+    start = float(fam.matching_terms(batch, fake, {}).detach())
     logs: dict[str, float] = {}
     for _ in range(300):
         opt.zero_grad()
@@ -115,13 +115,13 @@ def test_feature_matching_compares_mean_d_features_per_class():
     fam = LatentGanFamily(torch.nn.Identity(), d, 4, "hinge", conditional=True, feature_matching=1.0)
     batch = {"x": x, "y": y}
     logs: dict[str, float] = {}
-    assert float(fam.matching_terms(batch, x[torch.randperm(len(x))].clone(), logs)) > 0  # classes mixed up
+    assert float(fam.matching_terms(batch, x[torch.randperm(len(x))].clone(), logs).detach()) > 0  # classes mixed up
     same = x[torch.cat([torch.flip(torch.nonzero(y == c).squeeze(1), [0]) for c in (0, 1)])]
     order = torch.cat([torch.nonzero(y == c).squeeze(1) for c in (0, 1)])
     # the same windows of each class in another order: the class means agree
-    assert float(fam.matching_terms({"x": x[order], "y": y[order]}, same, logs)) == pytest.approx(0.0, abs=1e-6)
+    assert float(fam.matching_terms({"x": x[order], "y": y[order]}, same, logs).detach()) == pytest.approx(0.0, abs=1e-6)
     fake = torch.nn.Parameter(torch.zeros_like(x))
-    assert float(fam.matching_terms(batch, fake, {})) > 0 and "G_fm" in logs
+    assert float(fam.matching_terms(batch, fake, {}).detach()) > 0 and "G_fm" in logs
     fam.matching_terms(batch, fake, {}).backward()
     assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
 
