@@ -16,7 +16,8 @@ side runs in its own worker process (spawned, so neither shares threads or memor
 copies the project's initial weights into the reference's networks, checks the parameter counts and that both
 sides' losses of the first two steps agree (``--tol``, relative), and exits with status 1 if not. Only then
 does it time them in alternating rounds (the order rotates each round) and print the median it/s of each side,
-the ratio project / reference, and each worker's peak RSS. Every project variant is also compared bit for bit
+the ratio project / reference (of the medians, and the median of per-round ratios, which cancels slow drifts of a
+shared machine's load), and each worker's peak RSS. Every project variant is also compared bit for bit
 with ``plain`` after the check steps.
 
 Project variants (join with ``+``): ``plain`` (the harness as it is), ``dgrad`` (the discriminators' weight
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -200,7 +202,8 @@ def against_reference(a: argparse.Namespace, batch: int) -> int:
         ref_counts = ask("reference", "load", f"{tmp}/w.pt")
     if counts != ref_counts:
         raise SystemExit(f"error: parameter counts differ: project {counts}, reference {ref_counts}")
-    print(f"batch {batch}: parameters {sum(counts.values()):,} on both sides ({counts})")
+    print(f"batch {batch}: parameters {sum(counts.values()):,} on both sides ({counts}); load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     ref_losses = ask("reference", "check", a.check_steps)
     digests = {}
     for v in a.variant:
@@ -209,7 +212,8 @@ def against_reference(a: argparse.Namespace, batch: int) -> int:
         same = "" if v == a.variant[0] else (
             f"; parameters after the check {'bit-identical to' if digests[v] == digests[a.variant[0]] else 'DIFFER from'}"
             f" {a.variant[0]}")
-        print(f"  {v}: losses of {a.check_steps} steps agree with the reference to {worst:.1e} (tol {a.tol:g}){same}")
+        print(f"  {v}: losses of {a.check_steps} step(s) {'DISAGREE with' if bad else 'agree with'} the reference, "
+              f"largest relative difference {worst:.1e} (tol {a.tol:g}){same}")
         if bad:
             print("error: the project and the reference disagree before timing:\n  " + "\n  ".join(bad),
                   file=sys.stderr)
@@ -225,8 +229,11 @@ def against_reference(a: argparse.Namespace, batch: int) -> int:
         for n in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
             rates[n].append(a.iters / ask(n, "time", a.iters))
     med = {n: statistics.median(v) for n, v in rates.items()}
+    print(f"  timed; load average now {os.getloadavg()[0]:.2f}")
     for n in names:
-        ratio = "" if n == "reference" else f"  ratio {med[n] / med['reference']:.3f}"
+        paired = [x / r for x, r in zip(rates[n], rates["reference"])]  # same round: same machine load
+        ratio = "" if n == "reference" else (f"  ratio {med[n] / med['reference']:.3f} (of medians), "
+                                              f"{statistics.median(paired):.3f} (median of per-round ratios)")
         print(f"  {n:>22}: {med[n]:.4f} it/s (median of {a.rounds} x {a.iters}; rounds "
               f"{', '.join(f'{x:.4f}' for x in rates[n])}), peak RSS {ask(n, 'rss'):.2f} GiB{ratio}", flush=True)
     for proc, conn in sides.values():
