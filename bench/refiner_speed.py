@@ -17,7 +17,8 @@ copies the project's initial weights into the reference's networks, checks the p
 sides' losses of the first two steps agree (``--tol``, relative), and exits with status 1 if not. Only then
 does it time them in alternating rounds (the order rotates each round) and print the median it/s of each side,
 the ratio project / reference (of the medians, and the median of per-round ratios, which cancels slow drifts of a
-shared machine's load), and each worker's peak RSS. Every project variant is also compared bit for bit
+shared machine's load), the CPU seconds per iteration of each worker (steadier than wall time when other jobs
+share the cores; with OMP_NUM_THREADS=1 it holds no OpenMP spin-waiting), and each worker's peak RSS. Every project variant is also compared bit for bit
 with ``plain`` after the check steps.
 
 Project variants (join with ``+``): ``plain`` (the harness as it is), ``dgrad`` (the discriminators' weight
@@ -162,10 +163,10 @@ def worker(kind: str, a: SimpleNamespace, batch: int, variant: str, conn) -> Non
                 h.update(t.detach().contiguous().cpu().numpy().tobytes())
             conn.send(h.hexdigest())
         elif cmd == "time":
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for _ in range(args[0]):
                 side.step(x)
-            conn.send(time.perf_counter() - t)
+            conn.send((time.perf_counter() - t, time.process_time() - c))
         elif cmd == "rss":
             import resource
             conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)  # KiB -> GiB
@@ -225,10 +226,14 @@ def against_reference(a: argparse.Namespace, batch: int) -> int:
     print(f"  step-1 losses: {', '.join(f'{k} {v:.5g}' for k, v in ref_losses[0].items())}")
     names = list(sides)
     rates: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}  # CPU seconds per iteration, all threads of the worker
     for r in range(a.rounds):
         for n in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
-            rates[n].append(a.iters / ask(n, "time", a.iters))
+            wall, used = ask(n, "time", a.iters)
+            rates[n].append(a.iters / wall)
+            cpu[n].append(used / a.iters)
     med = {n: statistics.median(v) for n, v in rates.items()}
+    cpu_med = {n: statistics.median(v) for n, v in cpu.items()}
     print(f"  timed; load average now {os.getloadavg()[0]:.2f}")
     for n in names:
         paired = [x / r for x, r in zip(rates[n], rates["reference"])]  # same round: same machine load
@@ -236,6 +241,8 @@ def against_reference(a: argparse.Namespace, batch: int) -> int:
                                               f"{statistics.median(paired):.3f} (median of per-round ratios)")
         print(f"  {n:>22}: {med[n]:.4f} it/s (median of {a.rounds} x {a.iters}; rounds "
               f"{', '.join(f'{x:.4f}' for x in rates[n])}), peak RSS {ask(n, 'rss'):.2f} GiB{ratio}", flush=True)
+        print(f"  {'':>22}  CPU time {cpu_med[n]:.2f} s/it (median; rounds {', '.join(f'{x:.2f}' for x in cpu[n])})"
+              + ("" if n == "reference" else f"  CPU-time ratio reference/project {cpu_med['reference'] / cpu_med[n]:.3f}"))
     for proc, conn in sides.values():
         conn.send(("stop",))
         proc.join(30)
