@@ -74,11 +74,6 @@ def _optimizer(kind: str, params: list[nn.Parameter], lr: float, beta1: float) -
     raise ValueError(f"unknown optimizer {kind!r}")
 
 
-def _set_requires_grad(params: list[nn.Parameter], flag: bool) -> None:
-    for p in params:
-        p.requires_grad_(flag)
-
-
 def balance_mode(loss_d: float, loss_g: float, low: float, high: float) -> str:
     """Which networks to update next, from r = L_disc / L_adv (the video seed's eq. 4.9 rule).
 
@@ -123,10 +118,6 @@ class AdversarialTrainer:
             self.setup.prepare(m)
         kinds, lrs = {"G": cfg.optimizer_G, "D": cfg.optimizer_D}, {"G": cfg.lr, "D": cfg.lr_D or cfg.lr}
         self.opt = {r: _optimizer(kinds[r], family.parameters_of(r), lrs[r], cfg.beta1) for r in ("G", "D")}
-        # D's own parameters need no gradients in the generator step (they were set to None before the D step
-        # anyway): freezing them there skips their weight-gradient kernels. Shared with G: left alone.
-        g_ids = {id(p) for p in family.parameters_of("G")}
-        self._d_only = [p for p in family.parameters_of("D") if id(p) not in g_ids and p.requires_grad]
         factor = (lambda e: lr_factor(e, cfg.epochs)) if cfg.schedule == "linear_decay" else (lambda e: 1.0)
         self.sched = {r: torch.optim.lr_scheduler.LambdaLR(o, factor) for r, o in self.opt.items()}
         self.pools = {k: ImagePool(cfg.pool_size, cfg.seed + i) for i, k in enumerate(family.pooled)}
@@ -205,19 +196,15 @@ class AdversarialTrainer:
         fam, setup, cfg = self.family, self.setup, self.cfg
         batch = {k: setup.batch(v) for k, v in batch.items()}
         train_g, train_d = self.mode in ("both", "G"), self.mode in ("both", "D")
-        _set_requires_grad(self._d_only, False)
-        try:
-            for _ in range(cfg.g_steps if train_g else 1):
-                self.opt["G"].zero_grad(set_to_none=True)
-                with setup.autocast(), torch.set_grad_enabled(train_g):
-                    g_loss, logs, fakes = fam.generator_loss(batch, self.epoch)
-                if train_g:
-                    g_loss.backward()
-                    self.opt["G"].step()
-                    if self.ema_G is not None:
-                        self._update_ema()
-        finally:
-            _set_requires_grad(self._d_only, True)
+        for _ in range(cfg.g_steps if train_g else 1):
+            self.opt["G"].zero_grad(set_to_none=True)
+            with setup.autocast(), torch.set_grad_enabled(train_g):
+                g_loss, logs, fakes = fam.generator_loss(batch, self.epoch)
+            if train_g:
+                g_loss.backward()
+                self.opt["G"].step()
+                if self.ema_G is not None:
+                    self._update_ema()
         fakes = {k: self.pools[k].query(v) if k in self.pools else v.detach() for k, v in fakes.items()}
         for i in range(cfg.d_steps if train_d else 1):
             if i and hasattr(fam, "fresh_fakes"):  # further critic steps see new samples
