@@ -3,7 +3,7 @@
     python bench/refiner_speed.py [--batch 1 8] [--steps 5] [--device auto|cpu|cuda] [--compile]
         [--losses cyc_pixel=10 id_pixel=5] [--lr 2e-4]
     OMP_NUM_THREADS=2 python bench/refiner_speed.py --reference PATH [--batch 1 4] [--rounds 3] [--iters 8]
-        [--losses cyc_pixel=10 id_pixel=5] [--variant plain dgrad foreach channels_last compile ...]
+        [--losses cyc_pixel=10 id_pixel=5] [--variant plain dfreeze foreach channels_last compile ...]
 
 One iteration = one generator step + one discriminator step of the shared harness. The learning rate is the
 configured one (constant schedule). On CUDA it runs with bf16 autocast and channels_last, and reports peak GPU
@@ -21,8 +21,11 @@ shared machine's load), the CPU seconds per iteration of each worker (steadier t
 share the cores; with OMP_NUM_THREADS=1 it holds no OpenMP spin-waiting), and each worker's peak RSS. Every project variant is also compared bit for bit
 with ``plain`` after the check steps.
 
-Project variants (join with ``+``): ``plain`` (the harness as it is), ``dgrad`` (the discriminators' weight
-gradients computed in the generator step, as before that was skipped), ``foreach`` (Adam with foreach=True),
+Project variants (join with ``+``): ``plain`` (the harness as it is: the discriminators' weight gradients are
+computed in the generator step and dropped before the D step), ``dfreeze`` (D's parameters frozen for the
+generator step, as the reference does; exact on one thread, but on two threads the backward kernels change and
+the demo's refine run drifted: loss_G 2.1509 -> 2.1657 after 2 epochs, so the harness keeps ``plain``),
+``foreach`` (Adam with foreach=True),
 ``fused`` (Adam with fused=True), ``channels_last`` and ``compile`` (torch.compile of the four networks).
 """
 
@@ -51,7 +54,7 @@ from pipeline.train.device import DeviceSetup  # noqa: E402
 
 # ours <-> reference (the reference's G_A maps A=x to B=y; its D_A judges domain B)
 NET_MAP = {"G_XY": "netG_A", "G_YX": "netG_B", "D_Y": "netD_A", "D_X": "netD_B"}
-VARIANTS = ("plain", "dgrad", "foreach", "fused", "channels_last", "compile")
+VARIANTS = ("plain", "dfreeze", "foreach", "fused", "channels_last", "compile")
 
 
 def parse_losses(items: list[str]) -> dict[str, float]:
@@ -67,8 +70,20 @@ def build_ours(losses: dict[str, float], batch: int, lr: float, seed: int, devic
     setup = DeviceSetup(torch.device("cpu"), False, True, False) if "channels_last" in parts else None
     torch.manual_seed(seed)  # the family's initial weights, as train_refiner seeds them
     trainer = AdversarialTrainer(FAMILIES["cyclegan"](spec), cfg, setup=setup)
-    if "dgrad" in parts:
-        trainer._d_only = []
+    if "dfreeze" in parts:  # D's own parameters need no gradient in the G step: its graph is built without them
+        fam, d_only = trainer.family, [p for p in trainer.family.parameters_of("D") if p.requires_grad]
+        g_loss = fam.generator_loss
+
+        def frozen_d(*args):
+            for p in d_only:
+                p.requires_grad_(False)
+            try:
+                return g_loss(*args)
+            finally:
+                for p in d_only:
+                    p.requires_grad_(True)
+
+        fam.generator_loss = frozen_d
     for kind in ("foreach", "fused"):
         if kind in parts:
             trainer.opt = {r: torch.optim.Adam(o.param_groups[0]["params"], lr=lr, betas=(cfg.beta1, 0.999),
