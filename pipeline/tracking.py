@@ -32,7 +32,12 @@ METRICS_TAG = "metrics_md5"  # md5 of the metrics file a stage run wrote (DVC re
 
 
 def file_md5(path: Path | str) -> str:
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+    """A file's md5, read in 1 MiB blocks (render assets and plates can be large)."""
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def tracking_uri() -> str:

@@ -81,11 +81,9 @@ def _file_md5(path: str) -> str:
 @cache
 def _md5(path: str, mtime_ns: int, size: int) -> str:
     """A file's md5, once per version of it (the key holds its mtime and size)."""
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from pipeline.tracking import file_md5
+
+    return file_md5(path)
 
 
 def _by_content(value: Any) -> Any:
