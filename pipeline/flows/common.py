@@ -38,7 +38,7 @@ Executor = Literal["local", "pools"]
 GPU_DEPLOYMENT = "run-stages/gpu"
 
 
-def _transient(task_: Any, task_run: Any, state: Any) -> bool:
+def retry_unless_user_error(task_: Any, task_run: Any, state: Any) -> bool:
     """Retry unless the stage stopped on the user's input (exit 2, one-line error): that fails again."""
     try:
         state.result()
@@ -51,7 +51,7 @@ def _transient(task_: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="dvc-stage", task_run_name="{address}", retries=2,
       retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.2,
-      retry_condition_fn=_transient)
+      retry_condition_fn=retry_unless_user_error)
 def dvc_stage(root: str, address: str, pull: bool = False, push: bool = False, up_to_date: bool = False) -> str:
     """Reproduce one DVC stage if it changed: "ran" or "skipped".
 
@@ -126,7 +126,7 @@ def run_plan(root: Path, stages: list[dag.PlannedStage], executor: Executor = "l
 
 @task(name="dvc-stage-in-slot", task_run_name="{address} in slot {slot}", retries=2,
       retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.2,
-      retry_condition_fn=_transient)
+      retry_condition_fn=retry_unless_user_error)
 def slot_stage(slot_root: str, slot: int, address: str, upstream: list[str], locks: dict[str, str | None],
                pull: bool = False, deployment: str | None = None) -> str:
     """Run one stage in a slot (``pipeline.flows.slots``): with ``dvc repro --single-item`` here, or, with

@@ -33,21 +33,10 @@ from prefect.tasks import exponential_backoff
 
 from pipeline.errors import PipelineError
 from pipeline.flows import dag
-from pipeline.flows.common import flow_cli, orchestrate
+from pipeline.flows.common import flow_cli, orchestrate, retry_unless_user_error
 
 STAGES = ("render", "real")  # the stages whose render distributes (stages/detection/<stage>.py, --shard/--merge)
 MANIFEST = "shard.json"  # what marks a folder as a shard (pipeline.detection.render.shards.MANIFEST)
-
-
-def _retry(task_: Any, task_run: Any, state: Any) -> bool:
-    """Retry a shard unless it stopped on the user's input (exit 2, one line): that fails again."""
-    try:
-        state.result()
-    except dag.StageFailed as exc:
-        return not exc.user_error
-    except Exception:  # noqa: BLE001 - a killed worker or lost machine may be transient
-        return True
-    return False
 
 
 def stage_command(root: Path, stage: str) -> list[str]:
@@ -72,7 +61,7 @@ def _run(root: Path, argv: list[str], what: str) -> str:
 
 
 @task(name="render-shard", task_run_name="{stage} shard {shard}", retries=2,
-      retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.2, retry_condition_fn=_retry)
+      retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.2, retry_condition_fn=retry_unless_user_error)
 def render_shard(root: str, stage: str, shard: str, shard_dir: str) -> str:
     """Render shard ``K/N`` of ``stage`` into ``shard_dir``/K here (the stage's command with ``--shard``)."""
     line = _run(Path(root), [*stage_command(Path(root), stage), "--shard", shard, "--shard-dir", shard_dir],
