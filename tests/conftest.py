@@ -180,3 +180,27 @@ def stop_processes(procs: list[subprocess.Popen], grace: float = 20) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def server_json(method: str, url: str, *, json: dict | None = None, patience: float = 180.0):
+    """One JSON request to a server a test started on 127.0.0.1 (Prefect on SQLite, MLflow).
+
+    On a loaded 2-core machine such a server can take longer than any fixed read timeout to answer while
+    workers poll it, so a timeout or dropped connection is retried until ``patience`` seconds have passed;
+    an HTTP error status is not retried and raises at once.
+    """
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            r = httpx.request(method, url, json=json, timeout=30)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+            continue
+        r.raise_for_status()
+        return r.json()

@@ -20,7 +20,7 @@ from pipeline.domains import DOMAINS
 from pipeline.flows import dag
 from pipeline.flows.pipelines import FLOWS
 from pipeline.flows.sweep import refiner_sweep
-from tests.conftest import scratch_project, stop_processes
+from tests.conftest import scratch_project, server_json, stop_processes
 
 FINAL_STAGES = list(DOMAINS["detection"].final_stages)
 detection = FLOWS["detection"]
@@ -192,19 +192,16 @@ def test_deployment_on_a_real_prefect_server(proj, tmp_path):
             for pool in ("cpu", "gpu"):
                 procs.append(subprocess.Popen([f"{BIN}/prefect", "worker", "start", "--pool", pool, "--limit", "1"],
                                               env=env, cwd=proj, stdout=fh, stderr=subprocess.STDOUT))
-        state = None
-        for _ in range(600):
-            r = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=5).json()
-            state = r["state"]["type"]
-            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                break
+        deadline = time.monotonic() + 900
+        while (state := server_json("GET", f"{api}/flow_runs/{flow_run_id}")["state"]["type"]) not in (
+                "COMPLETED", "FAILED", "CRASHED", "CANCELLED") and time.monotonic() < deadline:
             time.sleep(1)
         assert state == "COMPLETED", logs.read_text()[-5000:]
         # the nightly run sent its out-of-date GPU stages (the detectors) to the gpu pool, one run-stages flow
         # run each; the up-to-date ones (the refiners) were reported skipped and not sent
         gpu_stages = [s.address for s in dag.plan(proj, FINAL_STAGES) if s.gpu and s.name == "train_detector"]
-        subs = httpx.post(f"{api}/flow_runs/filter", timeout=5, json={
-            "flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}}).json()
+        subs = server_json("POST", f"{api}/flow_runs/filter", json={
+            "flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}})
         assert sorted(r["parameters"]["stages"][0] for r in subs) == sorted(gpu_stages)
         assert all(r["state"]["type"] == "COMPLETED" for r in subs)
         assert all(r["work_queue_name"] and r["work_pool_name"] == "gpu" for r in subs)

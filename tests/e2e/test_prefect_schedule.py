@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import stop_processes
+from tests.conftest import server_json, stop_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = str(Path(sys.executable).parent)
@@ -98,14 +98,12 @@ def test_cron_deployment_is_scheduled_and_a_worker_completes_a_run(tmp_path):
         line = next(line for line in out.stdout.splitlines() if line.startswith("DEPLOYMENT"))
         deployment_id = line.split()[1]
         assert line.endswith("[('* * * * *', 'UTC')]"), line
-        d = httpx.get(f"{api}/deployments/{deployment_id}", timeout=5).json()
+        d = server_json("GET", f"{api}/deployments/{deployment_id}")
         assert [s["schedule"]["timezone"] for s in d["schedules"]] == ["UTC"]
 
         def runs(*states: str) -> list[dict]:
             flow_runs = {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": list(states)}}}
-            r = httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": flow_runs}, timeout=10)
-            r.raise_for_status()
-            return r.json()
+            return server_json("POST", f"{api}/flow_runs/filter", json={"flow_runs": flow_runs})
 
         # the scheduler runs every 5 s here (60 s by default) and the recent-deployments one every 5 s
         deadline = time.monotonic() + 60
