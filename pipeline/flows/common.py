@@ -163,7 +163,7 @@ def run_concurrently(root: Path, stages: list[dag.PlannedStage], executor: Execu
     limit = {"local": jobs, "pool": pool_jobs}
     free = list(range(jobs + pool_jobs))
     pending, done, checked = list(stages), {}, set(fresh)
-    running: dict[Any, tuple[dag.PlannedStage, int | None]] = {}
+    running: dict[Any, tuple[dag.PlannedStage, int | None, Path | None]] = {}
     failure: BaseException | None = None
     try:
         while failure is None and (pending or running):
@@ -176,9 +176,8 @@ def run_concurrently(root: Path, stages: list[dag.PlannedStage], executor: Execu
                 kind = _kind(executor, s)
                 if s.address in fresh or s.address not in movable:
                     done[s.address] = _run_here(root, s, executor, share, fresh)
-                elif sum(_kind(executor, r) == kind for r, _ in running.values()) < limit[kind]:
-                    future, slot = _submit(root, snap, s, kind, share, free, locks)
-                    running[future] = (s, slot)
+                elif sum(_kind(executor, r) == kind for r, _, _ in running.values()) < limit[kind]:
+                    running.update([_submit(root, snap, s, kind, share, free, locks)])
                 else:
                     continue
                 pending.remove(s)
@@ -187,7 +186,7 @@ def run_concurrently(root: Path, stages: list[dag.PlannedStage], executor: Execu
             if not running:
                 raise PipelineError(f"no stage can run; left: {[s.address for s in pending]}")
             future = next(as_completed(list(running)))
-            s, slot = running.pop(future)
+            s, slot, slot_root = running.pop(future)
             if slot is not None:
                 free = sorted([*free, slot])
             try:
@@ -195,7 +194,10 @@ def run_concurrently(root: Path, stages: list[dag.PlannedStage], executor: Execu
             except BaseException as exc:  # noqa: BLE001 - raised once the running stages are done
                 failure = exc
                 continue
-            # bring the stage's outputs and dvc.lock entry back here from the run-cache
+            # bring the stage's outputs and dvc.lock entry back here: the slot's entry, then DVC checks its
+            # outputs out of the shared cache (from the run-cache when this lock had no entry for it)
+            if slot_root is not None:
+                slots.adopt(slot_root, root, s.address)
             dvc_stage.with_options(task_run_name=f"{s.address} restored")(str(root), s.address, pull=share,
                                                                            push=share)
             done[s.address] = "ran"
@@ -214,15 +216,15 @@ def _kind(executor: Executor, s: dag.PlannedStage) -> str:
 
 
 def _submit(root: Path, snap: slots.Snapshot, s: dag.PlannedStage, kind: str, share: bool, free: list[int],
-            locks: list[Path]) -> tuple[Any, int | None]:
+            locks: list[Path]) -> tuple[Any, tuple[dag.PlannedStage, int | None, Path | None]]:
     """Start one stage: in the lowest free slot, or (a gpu-pool stage with ``share``) on a worker's checkout."""
     if kind == "pool" and share:  # the worker restores upstream outputs from the remote, pushes its own
-        return pool_stage.submit(str(root), s.address, share=True), None
+        return pool_stage.submit(str(root), s.address, share=True), (s, None, None)
     slot = free.pop(0)
     slot_root = slots.prepare(snap, slot)
     texts = {str(lock): (root / lock).read_text() if (root / lock).is_file() else None for lock in locks}
     return slot_stage.submit(str(slot_root), slot, s.address, list(s.upstream), texts, pull=share,
-                             deployment=GPU_DEPLOYMENT if kind == "pool" else None), slot
+                             deployment=GPU_DEPLOYMENT if kind == "pool" else None), (s, slot, slot_root)
 
 
 def orchestrate(pipeline: str, root: str, overrides: dict[str, Any] | None, exp_name: str | None, record: bool,

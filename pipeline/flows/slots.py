@@ -133,6 +133,31 @@ def run(slot_root: Path, address: str, upstream: list[str], locks: dict[str, str
     _dvc(slot_root, address, commands)
 
 
+def adopt(slot_root: Path, root: Path, address: str) -> None:
+    """Give the orchestrator's ``dvc.lock`` the entry the slot's run wrote for ``address``, in place.
+
+    DVC restores a stage from its ``dvc.lock`` entry when the stage's deps, params and command match it,
+    and looks in the run-cache only otherwise. An entry from an earlier run (a fresh clone's, say) whose
+    outputs are not in the cache, or differ from this run's, would therefore make DVC run the command
+    again here; with the slot's entry it checks the slot's outputs out of the shared cache instead. A
+    stage the orchestrator's lock does not name yet is left to the run-cache, which finds the slot's run.
+    """
+    from dvc.utils.serialize import load_yaml, modify_yaml
+
+    [lock] = lock_files([address])
+    key = address.rpartition(":")[2]
+    mine, theirs = root / lock, slot_root / lock
+    if not (mine.is_file() and theirs.is_file()):
+        return
+    entry = (load_yaml(str(theirs)) or {}).get("stages", {}).get(key)
+    if entry is None:
+        return
+    with modify_yaml(str(mine)) as data:
+        stages = data.get("stages") or {}
+        if key in stages:
+            stages[key] = entry
+
+
 def sync(slot_root: Path, locks: dict[str, str | None]) -> None:
     """Write the orchestrator's ``dvc.lock`` files into the slot."""
     for rel, text in locks.items():

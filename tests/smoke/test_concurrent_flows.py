@@ -3,6 +3,7 @@ sequential run ends: same dvc.lock, same outputs, nothing left for ``dvc repro``
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,10 +32,14 @@ SCRIPT = textwrap.dedent("""
         n = yaml.safe_load(open("params.yaml"))["tiny"]["n"]
         time.sleep({"a": 2.5, "b": 1.5, "c": 1.5}.get(name, 0))  # b ends first: dvc.lock entries get reordered
         text = "".join(open(d).read() for d in deps) + f"{name}:{n}\\n"
+        if os.environ.get("NOISE"):  # an output that differs run to run, as a render's or a timing's
+            text += f"{time.time()}\\n"
         os.makedirs(os.path.dirname(out), exist_ok=True)
         open(out, "w").write(text)
         with open(os.path.join(os.environ["TIMES_DIR"], name + ".json"), "w") as fh:
             json.dump([start, time.time()], fh)
+        with open(os.path.join(os.environ["TIMES_DIR"], "runs.log"), "a") as fh:
+            fh.write(name + "\\n")
 
     main()
 """)
@@ -111,6 +116,22 @@ def test_independent_stages_overlap_and_end_as_a_sequential_run(env, prefect_har
     (env / "a.json").unlink()
     done, _ = _run(par, jobs=2)
     assert done == {s: "skipped" for s in STAGES} and not (env / "a.json").exists()
+
+
+def test_a_stale_lock_entry_makes_no_second_run(env, prefect_harness, monkeypatch):
+    """A fresh clone's dvc.lock names outputs its cache lacks. A stage whose deps match that entry, and
+    whose outputs differ run to run, runs once in its slot and is checked out here, not run again here."""
+    root = _project(env / "clone")
+    _run(root, jobs=1)  # the dvc.lock a clone inherits, without its cache or outputs
+    shutil.rmtree(root / ".dvc" / "cache")
+    shutil.rmtree(root / "out")
+    (env / "runs.log").unlink()
+    monkeypatch.setenv("NOISE", "1")
+    done, _ = _run(root, jobs=2)
+    assert done == {s: "ran" for s in STAGES}
+    assert sorted((env / "runs.log").read_text().split()) == sorted(STAGES)  # each stage ran once
+    out = subprocess.run([f"{BIN}/dvc", "status"], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0 and "up to date" in out.stdout, out.stdout
 
 
 def test_a_stage_error_in_a_slot_is_the_flow_message(env, prefect_harness, monkeypatch):
