@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent("""
         os.makedirs(os.path.dirname(out), exist_ok=True)
         open(out, "w").write(text)
         with open(os.path.join(os.environ["TIMES_DIR"], name + ".json"), "w") as fh:
-            json.dump([start, time.time()], fh)
+            json.dump([start, time.time(), os.environ.get("OMP_WAIT_POLICY")], fh)
         with open(os.path.join(os.environ["TIMES_DIR"], "runs.log"), "a") as fh:
             fh.write(name + "\\n")
 
@@ -69,6 +69,7 @@ def _project(root: Path) -> Path:
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
     monkeypatch.setenv("TIMES_DIR", str(tmp_path))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     return tmp_path
 
 
@@ -86,7 +87,11 @@ def _run(root: Path, jobs: int) -> tuple[dict[str, str], float]:
 
 
 def _interval(tmp_path: Path, name: str) -> tuple[float, float]:
-    return tuple(json.loads((tmp_path / f"{name}.json").read_text()))
+    return tuple(json.loads((tmp_path / f"{name}.json").read_text())[:2])
+
+
+def _wait_policy(tmp_path: Path, name: str) -> str | None:
+    return json.loads((tmp_path / f"{name}.json").read_text())[2]
 
 
 def test_independent_stages_overlap_and_end_as_a_sequential_run(env, prefect_harness):
@@ -95,12 +100,15 @@ def test_independent_stages_overlap_and_end_as_a_sequential_run(env, prefect_har
     assert done == {s: "ran" for s in STAGES}
     seq_times = {s: _interval(env, s) for s in "ab"}
     assert seq_times["a"][1] <= seq_times["b"][0]  # one after another
+    assert _wait_policy(env, "a") is None  # one stage at a time: OpenMP's own default
 
     par = _project(env / "par")
     done, par_s = _run(par, jobs=2)
     assert done == {s: "ran" for s in STAGES}
     (a0, a1), (b0, b1) = _interval(env, "a"), _interval(env, "b")
     assert a0 < b1 and b0 < a1, "a and b did not run at the same time"
+    # side by side, OpenMP threads sleep instead of spinning while they wait
+    assert _wait_policy(env, "a") == _wait_policy(env, "b") == "PASSIVE"
     print(f"\nsequential {seq_s:.1f} s, jobs=2 {par_s:.1f} s")
 
     assert (par / "dvc.lock").read_text() == (seq / "dvc.lock").read_text()
