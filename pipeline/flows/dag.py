@@ -13,7 +13,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -155,11 +155,17 @@ def restorable(root: Path | str, stages: list[PlannedStage]) -> tuple[set[str], 
     entry for it (what ``dvc.stage.cache`` requires): a command, deps and outputs, all local, no ``persist``
     output, not ``always_changed`` or frozen, and no uncached output other than metrics and plots. The rest
     (e.g. a ``.dvc`` data source) run in the orchestrating workspace itself.
+
+    So does a stage whose deps, here, hold files another workspace would not have (``leftovers``): in a
+    refiner sweep, ``data/reinserted`` still holds an earlier config's folder, which no stage of the
+    plan makes and git does not track. Elsewhere the dep would hash differently, and DVC would run the
+    stage a second time here instead of restoring it.
     """
     with _in_dir(root):
         repo = open_repo(root)
         try:
             by_address = {s.addressing: s for s in repo.index.stages}
+            known = _git_files(Path(root))
             ok = set()
             for planned in stages:
                 st = by_address.get(planned.address)
@@ -168,10 +174,49 @@ def restorable(root: Path | str, stages: list[PlannedStage]) -> tuple[set[str], 
                 if all(d.protocol == "local" and d.def_path for d in st.deps) and all(
                         o.protocol == "local" and o.def_path and o.is_in_repo and not o.persist
                         and (o.use_cache or o.is_metric or o.is_plot) for o in st.outs):
-                    ok.add(planned.address)
+                    made = [Path(o.fs_path) for u in planned.upstream if u in by_address
+                            for o in by_address[u].outs]
+                    walk = lambda path: repo.dvcignore.walk(repo.fs, path)  # noqa: E731 - what DVC hashes
+                    if not any(leftovers(Path(root), Path(d.fs_path), made, known, walk) for d in st.deps):
+                        ok.add(planned.address)
             return ok, Path(repo.cache.local_cache_dir).resolve()
         finally:
             repo.close()
+
+
+def _git_files(root: Path) -> set[Path] | None:
+    """Every file git tracks or would add (untracked, not ignored) under ``root``: what a slot's snapshot
+    holds. None when ``root`` is not in a git work tree (the flows then run no slots)."""
+    import subprocess
+
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                         capture_output=True, text=True)
+    if out.returncode:
+        return None
+    return {(root / f).resolve() for f in out.stdout.split("\0") if f}
+
+
+def leftovers(root: Path, dep: Path, made: list[Path], known: set[Path] | None,
+              walk: Callable[[str], Iterator[tuple[str, list[str], list[str]]]] = os.walk) -> list[Path]:
+    """Files under ``dep`` in this workspace that a fresh workspace at the same commit, given the outputs
+    ``made`` by the stage's upstream stages, would lack: neither under one of ``made`` nor known to git.
+    ``walk`` lists a folder as ``os.walk`` does (top-down); the flows pass DVC's, which skips what
+    ``.dvcignore`` names, as DVC does when it hashes the dep."""
+    if known is None or not dep.exists():
+        return []
+    made = [m.resolve() for m in made]
+    dep = dep.resolve()
+    if any(dep == m or m in dep.parents for m in made):
+        return []
+    if dep.is_file():
+        return [] if dep in known else [dep.relative_to(root.resolve())]
+    found = []
+    for here, dirs, files in walk(str(dep)):
+        here_path = Path(here)
+        dirs[:] = [d for d in dirs if here_path / d not in made and d not in (".git", ".dvc")]
+        found += [(here_path / f).relative_to(root.resolve()) for f in files
+                  if here_path / f not in known and here_path / f not in made]
+    return found
 
 
 def lock_keys(lock: Path) -> list[str]:

@@ -47,15 +47,20 @@ SCRIPT = textwrap.dedent("""
 STAGES = {"a": [], "b": [], "c": [], "d": ["a", "b", "c"]}
 
 
-def _project(root: Path) -> Path:
+def _project(root: Path, d_reads_folder: bool = False) -> Path:
+    """a, b, c independent, d reads their outputs; ``d_reads_folder``: d's dep is the folder ``out`` (as
+    training_sets reads data/reinserted) and it writes res/d.txt."""
     root.mkdir(parents=True)
     (root / "step.py").write_text(SCRIPT)
     (root / "params.yaml").write_text("tiny:\n  n: 1\n")
     stages = {n: {"cmd": f"python step.py {n} out/{n}.txt " + " ".join(f"out/{d}.txt" for d in deps),
                   "deps": ["step.py", *[f"out/{d}.txt" for d in deps]], "params": ["tiny.n"],
                   "outs": [f"out/{n}.txt"]} for n, deps in STAGES.items()}
+    if d_reads_folder:
+        stages["d"].update(cmd=stages["d"]["cmd"].replace("out/d.txt", "res/d.txt"), deps=["step.py", "out"],
+                           outs=["res/d.txt"])
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
-    (root / ".gitignore").write_text("/out/\n")
+    (root / ".gitignore").write_text("/out/\n/res/\n")
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.org"],
                 ["git", "config", "user.name", "test"], [f"{BIN}/dvc", "init", "-q"],
                 ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
@@ -138,6 +143,24 @@ def test_a_stale_lock_entry_makes_no_second_run(env, prefect_harness, monkeypatc
     done, _ = _run(root, jobs=2)
     assert done == {s: "ran" for s in STAGES}
     assert sorted((env / "runs.log").read_text().split()) == sorted(STAGES)  # each stage ran once
+    out = subprocess.run([f"{BIN}/dvc", "status"], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0 and "up to date" in out.stdout, out.stdout
+
+
+def test_a_folder_dep_with_leftovers_runs_here_once(env, prefect_harness):
+    """d reads the folder out/, which here also holds a file no stage of the plan makes and git ignores (an
+    earlier sweep config's folder, say). A slot would lack it, so d would hash its dep differently there and
+    DVC would run d a second time here; d runs here instead, once, while a, b and c run in slots."""
+    root = _project(env / "leftover", d_reads_folder=True)
+    (root / "out").mkdir()
+    (root / "out/old.txt").write_text("from an earlier run\n")
+    movable, _ = dag.restorable(root, dag.plan(root, ["d"]))
+    assert movable == {"a", "b", "c"}
+    assert dag.leftovers(root, root / "out", [root / "out/a.txt"], set()) == [Path("out/old.txt")]
+    done, _ = _run(root, jobs=2)
+    assert done == {s: "ran" for s in STAGES}
+    assert sorted((env / "runs.log").read_text().split()) == sorted(STAGES)  # each stage ran once
+    assert (root / "res/d.txt").read_text() == "a:7\nb:7\nc:7\nd:7\n"
     out = subprocess.run([f"{BIN}/dvc", "status"], cwd=root, capture_output=True, text=True)
     assert out.returncode == 0 and "up to date" in out.stdout, out.stdout
 
