@@ -222,7 +222,8 @@ def _submit(root: Path, snap: slots.Snapshot, s: dag.PlannedStage, kind: str, sh
         return pool_stage.submit(str(root), s.address, share=True), (s, None, None)
     slot = free.pop(0)
     slot_root = slots.prepare(snap, slot)
-    texts = {str(lock): (root / lock).read_text() if (root / lock).is_file() else None for lock in locks}
+    texts = {str(path): (root / path).read_text() if (root / path).is_file() else None
+             for path in [*locks, *slots.gitignores(root)]}
     return slot_stage.submit(str(slot_root), slot, s.address, list(s.upstream), texts, pull=share,
                              deployment=GPU_DEPLOYMENT if kind == "pool" else None), (s, slot, slot_root)
 

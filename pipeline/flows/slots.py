@@ -118,6 +118,19 @@ def lock_files(addresses: list[str]) -> list[Path]:
     return out
 
 
+def gitignores(root: Path) -> list[Path]:
+    """The ``.gitignore`` files of the workspace that git knows (tracked, or untracked and not ignored).
+
+    DVC adds each output it writes or checks out to the ``.gitignore`` beside it, so these change as stages
+    run here and in slots; one inside a stage's dep folder (``data/reinserted/.gitignore``) is part of
+    that dep's hash. A slot gets this workspace's copies before each stage (``sync``), so it hashes such
+    a dep as this workspace will, and the stage is restored here rather than run again.
+    """
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+                          ":(glob)**/.gitignore"], cwd=root, capture_output=True, text=True)
+    return [Path(f) for f in out.stdout.split("\0") if f and (root / f).is_file()] if out.returncode == 0 else []
+
+
 def run(slot_root: Path, address: str, upstream: list[str], locks: dict[str, str | None],
         pull: bool = False) -> None:
     """Run one stage in a prepared slot: give it the orchestrator's ``dvc.lock`` files now (``locks``: path ->
@@ -159,7 +172,7 @@ def adopt(slot_root: Path, root: Path, address: str) -> None:
 
 
 def sync(slot_root: Path, locks: dict[str, str | None]) -> None:
-    """Write the orchestrator's ``dvc.lock`` files into the slot."""
+    """Write the orchestrator's ``dvc.lock`` files (and ``.gitignore`` files, ``gitignores``) into the slot."""
     for rel, text in locks.items():
         if text is None:
             (slot_root / rel).unlink(missing_ok=True)

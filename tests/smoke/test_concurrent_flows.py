@@ -47,9 +47,10 @@ SCRIPT = textwrap.dedent("""
 STAGES = {"a": [], "b": [], "c": [], "d": ["a", "b", "c"]}
 
 
-def _project(root: Path, d_reads_folder: bool = False) -> Path:
+def _project(root: Path, d_reads_folder: bool = False, ignore_out: bool = True) -> Path:
     """a, b, c independent, d reads their outputs; ``d_reads_folder``: d's dep is the folder ``out`` (as
-    training_sets reads data/reinserted) and it writes res/d.txt."""
+    training_sets reads data/reinserted) and it writes res/d.txt; without ``ignore_out`` DVC writes
+    out/.gitignore as it adds each output (as in data/reinserted)."""
     root.mkdir(parents=True)
     (root / "step.py").write_text(SCRIPT)
     (root / "params.yaml").write_text("tiny:\n  n: 1\n")
@@ -60,7 +61,7 @@ def _project(root: Path, d_reads_folder: bool = False) -> Path:
         stages["d"].update(cmd=stages["d"]["cmd"].replace("out/d.txt", "res/d.txt"), deps=["step.py", "out"],
                            outs=["res/d.txt"])
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
-    (root / ".gitignore").write_text("/out/\n/res/\n")
+    (root / ".gitignore").write_text("/out/\n/res/\n" if ignore_out else "/res/\n")
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.org"],
                 ["git", "config", "user.name", "test"], [f"{BIN}/dvc", "init", "-q"],
                 ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
@@ -161,6 +162,19 @@ def test_a_folder_dep_with_leftovers_runs_here_once(env, prefect_harness):
     assert done == {s: "ran" for s in STAGES}
     assert sorted((env / "runs.log").read_text().split()) == sorted(STAGES)  # each stage ran once
     assert (root / "res/d.txt").read_text() == "a:7\nb:7\nc:7\nd:7\n"
+    out = subprocess.run([f"{BIN}/dvc", "status"], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0 and "up to date" in out.stdout, out.stdout
+
+
+def test_a_folder_dep_holding_dvc_gitignore_is_restored_not_rerun(env, prefect_harness):
+    """DVC adds each output of a, b, c to out/.gitignore, in whichever workspace it runs or restores the
+    stage, and out/.gitignore is part of d's dep. The slot that runs d gets this workspace's copy first, so
+    d hashes its dep as it would here and is restored, not run a second time."""
+    root = _project(env / "gitignore", d_reads_folder=True, ignore_out=False)
+    done, _ = _run(root, jobs=2)
+    assert done == {s: "ran" for s in STAGES}
+    assert sorted((env / "runs.log").read_text().split()) == sorted(STAGES)  # each stage ran once
+    assert sorted((root / "out/.gitignore").read_text().split()) == ["/a.txt", "/b.txt", "/c.txt"]
     out = subprocess.run([f"{BIN}/dvc", "status"], cwd=root, capture_output=True, text=True)
     assert out.returncode == 0 and "up to date" in out.stdout, out.stdout
 
