@@ -62,7 +62,11 @@ def snapshot(root: Path, cache_dir: Path) -> Snapshot:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, **_IDENTITY, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if (git_dir / "index").is_file():
-            shutil.copyfile(git_dir / "index", Path(tmp) / "index")  # keeps git's stat cache: no rehashing
+            # keeps git's stat cache (no rehashing), and the index's own mtime with it: git rehashes an entry
+            # whose file changed in the same second as the index was written ("racy git") only when it can
+            # compare with the index's mtime; a fresh copy's mtime hid a params.yaml edited right after a
+            # commit at the same size, and the slots ran with the committed params
+            shutil.copy2(git_dir / "index", Path(tmp) / "index")
         _git(toplevel, "add", "-A", env=env)
         tree = _git(toplevel, "write-tree", env=env)
     head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=toplevel, capture_output=True,

@@ -132,6 +132,25 @@ def test_independent_stages_overlap_and_end_as_a_sequential_run(env, prefect_har
     assert done == {s: "skipped" for s in STAGES} and not (env / "a.json").exists()
 
 
+def test_a_params_edit_right_after_a_commit_reaches_the_snapshot(tmp_path):
+    """params.yaml rewritten at the same size in the second of the commit: git's stat cache cannot tell it
+    changed, only its "racy git" check can, which compares with the index's mtime. The snapshot's copy of
+    the index keeps that mtime, so a snapshot taken a second later still holds the edit."""
+    from pipeline.flows import slots
+
+    root = tmp_path / "racy"
+    root.mkdir()
+    (root / "params.yaml").write_text("n: 1\n")
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.org"],
+                ["git", "config", "user.name", "test"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=root, check=True)
+    (root / "params.yaml").write_text("n: 7\n")
+    time.sleep(1.1)
+    snap = slots.snapshot(root, root / ".dvc" / "cache")
+    shown = subprocess.run(["git", "show", f"{snap.commit}:params.yaml"], cwd=root, capture_output=True, text=True)
+    assert shown.stdout == "n: 7\n"
+
+
 def test_a_stale_lock_entry_makes_no_second_run(env, prefect_harness, monkeypatch):
     """A fresh clone's dvc.lock names outputs its cache lacks. A stage whose deps match that entry, and
     whose outputs differ run to run, runs once in its slot and is checked out here, not run again here."""
