@@ -185,15 +185,11 @@ def restorable(root: Path | str, stages: list[PlannedStage]) -> tuple[set[str], 
 
 
 def _git_files(root: Path) -> set[Path] | None:
-    """Every file git tracks or would add (untracked, not ignored) under ``root``: what a slot's snapshot
-    holds. None when ``root`` is not in a git work tree (the flows then run no slots)."""
-    import subprocess
+    """Every file a slot's snapshot of ``root`` holds (``slots.git_files``), resolved; None outside git."""
+    from pipeline.flows.slots import git_files
 
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
-                         capture_output=True, text=True)
-    if out.returncode:
-        return None
-    return {(root / f).resolve() for f in out.stdout.split("\0") if f}
+    files = git_files(root)
+    return None if files is None else {(root / f).resolve() for f in files}
 
 
 def leftovers(root: Path, dep: Path, made: list[Path], known: set[Path] | None,

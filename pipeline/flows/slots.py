@@ -122,6 +122,14 @@ def lock_files(addresses: list[str]) -> list[Path]:
     return out
 
 
+def git_files(root: Path, *pathspec: str) -> list[Path] | None:
+    """The files under ``root`` git tracks or would add (untracked, not ignored), as paths relative to
+    ``root``: what a snapshot holds. None when ``root`` is not in a git work tree."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *pathspec],
+                         cwd=root, capture_output=True, text=True)
+    return [Path(f) for f in out.stdout.split("\0") if f] if out.returncode == 0 else None
+
+
 def gitignores(root: Path) -> list[Path]:
     """The ``.gitignore`` files of the workspace that git knows (tracked, or untracked and not ignored).
 
@@ -130,9 +138,7 @@ def gitignores(root: Path) -> list[Path]:
     that dep's hash. A slot gets this workspace's copies before each stage (``sync``), so it hashes such
     a dep as this workspace will, and the stage is restored here rather than run again.
     """
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
-                          ":(glob)**/.gitignore"], cwd=root, capture_output=True, text=True)
-    return [Path(f) for f in out.stdout.split("\0") if f and (root / f).is_file()] if out.returncode == 0 else []
+    return [f for f in git_files(root, ":(glob)**/.gitignore") or [] if (root / f).is_file()]
 
 
 def run(slot_root: Path, address: str, upstream: list[str], locks: dict[str, str | None],
