@@ -328,8 +328,10 @@ def read_pairs(folder: Path, splits: tuple[str, ...] = SPLITS) -> tuple[dict, di
 
 
 def write_examples(folder: Path, ps: PairSet, classes: list[str], rate: int) -> list[Path]:
-    """The first clip of each class as ``<folder>/<class>.wav`` (float WAV, soundfile), to listen to."""
-    import soundfile as sf
+    """The first clip of each class as ``<folder>/<class>.wav``, to listen to: a 32-bit float WAV written by
+    scipy, whose bytes depend on the clip only (libsndfile adds a PEAK chunk holding the time of writing to
+    float WAVs, so the same clips gave another output hash on every run)."""
+    from scipy.io import wavfile
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -337,6 +339,6 @@ def write_examples(folder: Path, ps: PairSet, classes: list[str], rate: int) -> 
         hits = np.flatnonzero(ps.label == c)
         if len(hits):
             path = folder / f"{c:02d}_{''.join(ch if ch.isalnum() else '_' for ch in name)}.wav"
-            sf.write(str(path), ps.audio[hits[0]], rate, subtype="FLOAT")
+            wavfile.write(path, rate, np.asarray(ps.audio[hits[0]], dtype=np.float32))
             out.append(path)
     return out

@@ -4,6 +4,7 @@ pairs, and the feature code against direct librosa calls."""
 import dataclasses
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from pipeline.audio.data import (
     read_audio,
     save_pairs,
     trim,
+    write_examples,
 )
 from pipeline.audio.features import FRAME_FEATURES, Standardizer, fbank, mfcc, spectrogram, time_averaged
 from pipeline.audio.params import AudioFeaturesParams, AudioSynthesizeParams
@@ -205,6 +207,26 @@ def test_user_folder_layout_and_round_trip(tmp_path):
     assert np.abs(back.audio - sets["train"].audio).max() < 1e-3  # stored as float16
     assert (back.images == sets["train"].images).all() and (back.label == sets["train"].label).all()
 
+
+
+def test_examples_are_the_clips_and_their_bytes_repeat(tmp_path):
+    """The listening examples hold each class's first clip exactly, and writing them again gives the same bytes
+    (a float WAV from libsndfile carries a PEAK chunk stamped with the time of writing)."""
+    import soundfile as sf
+
+    _write_pairs(tmp_path / "in", [(f"{s}/{lab}/{i}.wav", f"{s}/{lab}/{i}.png", True)
+                                   for s in ("train", "test") for lab in ("up", "down") for i in range(2)])
+    sets, classes, _ = load_user_pairs(AudioSynthesizeParams(source=str(tmp_path / "in"), grayscale=False,
+                                                             image_size=16))
+    first = write_examples(tmp_path / "a", sets["test"], classes, SR)
+    time.sleep(1.1)  # the PEAK chunk's time stamp has whole seconds
+    again = write_examples(tmp_path / "b", sets["test"], classes, SR)
+    assert [p.name for p in first] == ["00_down.wav", "01_up.wav"]
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+    for c, path in enumerate(first):
+        audio, rate = sf.read(path, dtype="float32")
+        assert rate == SR
+        np.testing.assert_array_equal(audio, sets["test"].audio[np.flatnonzero(sets["test"].label == c)[0]])
 
 # ---------------------------------------------------------------- features
 @pytest.fixture(scope="module")
