@@ -208,7 +208,6 @@ def test_user_folder_layout_and_round_trip(tmp_path):
     assert (back.images == sets["train"].images).all() and (back.label == sets["train"].label).all()
 
 
-
 def test_examples_are_the_clips_and_their_bytes_repeat(tmp_path):
     """The listening examples hold each class's first clip exactly, and writing them again gives the same bytes
     (a float WAV from libsndfile carries a PEAK chunk stamped with the time of writing)."""
@@ -227,6 +226,7 @@ def test_examples_are_the_clips_and_their_bytes_repeat(tmp_path):
         audio, rate = sf.read(path, dtype="float32")
         assert rate == SR
         np.testing.assert_array_equal(audio, sets["test"].audio[np.flatnonzero(sets["test"].label == c)[0]])
+
 
 # ---------------------------------------------------------------- features
 @pytest.fixture(scope="module")
